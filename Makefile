@@ -1,0 +1,36 @@
+# Every target creates the virtual environment from the pinned files first (idempotent).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: setup demo test ui bench docs clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e '.[dev]'
+	touch $@
+
+demo: setup  ## generate the SYNTHETIC demo data and materialize the whole pipeline on it
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/epiatlas demo --out demo_data
+
+test: setup  ## run the test suite
+	$(BIN)/pytest -q
+
+ui: setup  ## open the Dagster UI on the demo warehouse (run `make demo` first)
+	mkdir -p $(DAGSTER_HOME)
+	EPIATLAS_CONFIG=$(CURDIR)/demo_data/config.yaml $(BIN)/dagster dev -m orchestration.definitions
+
+bench: setup  ## performance figures (see README)
+	$(BIN)/python benchmarks/bench_outcomes_10m.py
+
+docs: setup  ## regenerate docs/contracts.md from data_contracts/
+	$(BIN)/epiatlas contracts-docs --out docs/contracts.md
+
+clean:
+	rm -rf demo_data .dagster_home

@@ -1,0 +1,43 @@
+"""The Dagster code location: `dagster dev -m orchestration.definitions`.
+
+The epiatlas YAML config named by `EPIATLAS_CONFIG` (default: the generated demo's) decides which
+sources exist and which periods partition the analysis assets; the UI can point the `epiatlas`
+resource at another file with the same layout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from epiatlas.config import load_config
+from orchestration.defs import ingest, publish
+from orchestration.jobs import build_jobs
+from orchestration.resources import EpiatlasResource
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "demo_data" / "config.yaml"
+
+
+def config_path_from_env() -> Path:
+    """The config file this code location serves."""
+    return Path(os.environ.get("EPIATLAS_CONFIG", DEFAULT_CONFIG)).resolve()
+
+
+def build_definitions(config_path: Path) -> dg.Definitions:
+    """All asset groups, checks, jobs, schedules and the publishing sensor for one config file."""
+    cfg = load_config(config_path)
+    groups = dg.Definitions.merge(ingest.build_defs(cfg), publish.build_defs())
+    return dg.Definitions.merge(
+        groups,
+        dg.Definitions(
+            jobs=build_jobs(),
+            resources={"epiatlas": EpiatlasResource(config_path=str(config_path))},
+        ),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(config_path_from_env())

@@ -1,0 +1,1 @@
+"""Asset groups, one module per concern, each exposing `build_defs(cfg) -> dg.Definitions`."""

@@ -1,0 +1,117 @@
+"""Ingest group: one asset per configured source, validated against its contract, plus the quarantine summary."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from epiatlas.config import EpiatlasConfig
+from epiatlas.contracts import Contract, load_contract
+from epiatlas.ingest import ingest_source
+from epiatlas.quality import Reconciliation
+from orchestration.defs.contract_checks import build_contract_checks
+from orchestration.metadata import table_metadata
+from orchestration.resources import EpiatlasResource
+
+GROUP = "ingest"
+RECONCILE_CHECK = "rows_reconcile"
+# Inputs a source needs beyond its contract's foreign keys (stations are placed in regions by geometry).
+EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"pollutant_stations": ("regions",)}
+
+
+def ingest_inputs(source: str, contract: Contract) -> tuple[str, ...]:
+    """Tables that must be stored before `source` can be validated (foreign keys, spatial joins)."""
+    refs = {c.references.split(".")[0] for c in contract.columns if c.references}
+    return tuple(sorted((refs | set(EXTRA_INPUTS.get(source, ()))) - {source}))
+
+
+def build_ingest_asset(source: str) -> dg.AssetsDefinition:
+    """The asset that validates one source file and stores accepted rows and quarantined rows."""
+    contract = load_contract(source)
+    inputs = ingest_inputs(source, contract)
+
+    @dg.asset(
+        name=source,
+        group_name=GROUP,
+        description=f"{contract.description}\n\nValidated against `data_contracts/{source}.yaml`; "
+        "rows that break a rule go to `quarantine`.",
+        deps=list(inputs),
+        kinds={"duckdb", "parquet"},
+        tags={"privacy": contract.privacy},
+        check_specs=[
+            dg.AssetCheckSpec(
+                RECONCILE_CHECK,
+                asset=source,
+                blocking=True,
+                description="rows read = rows accepted + rows quarantined, and the quarantined share "
+                "is at most quality.max_reject_share",
+            )
+        ],
+    )
+    def _ingest(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
+        cfg = epiatlas.settings()
+        warehouse = epiatlas.warehouse()
+        with warehouse.connect(inputs) as con:
+            result = ingest_source(con, source, getattr(cfg.sources, source), contract)
+            written = warehouse.write_table(con, source, f"SELECT * FROM {result.accepted_table}")
+            quarantined = warehouse.write_table(
+                con, "quarantine", f"SELECT * FROM {result.quarantine_table}", partition=("source", source)
+            )
+        rec = Reconciliation(source, result.rows_read, written.rows, quarantined.rows, cfg.quality.max_reject_share)
+        context.log.info(rec.message)
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(contract, written),
+                "source_file": dg.MetadataValue.path(str(result.file)),
+                "rows_read": rec.rows_read,
+                "rows_quarantined": rec.rows_quarantined,
+                "reject_share": rec.reject_share,
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=RECONCILE_CHECK,
+                    passed=rec.passed,
+                    description=rec.message,
+                    metadata={
+                        "rows_read": rec.rows_read,
+                        "rows_accepted": rec.rows_accepted,
+                        "rows_quarantined": rec.rows_quarantined,
+                        "reject_share": rec.reject_share,
+                        "max_reject_share": rec.max_reject_share,
+                    },
+                )
+            ],
+        )
+
+    return _ingest
+
+
+def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
+    """Public counts of quarantined rows per source and rule; the rows themselves stay private."""
+    contract = load_contract("quarantine_summary")
+
+    @dg.asset(
+        name="quarantine_summary",
+        group_name=GROUP,
+        description=contract.description,
+        deps=sources,
+        kinds={"duckdb", "parquet"},
+    )
+    def _summary(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
+        warehouse = epiatlas.warehouse()
+        with warehouse.connect(["quarantine"]) as con:
+            written = warehouse.write_table(
+                con,
+                "quarantine_summary",
+                "SELECT source, rules, count(*) AS rows FROM quarantine GROUP BY ALL ORDER BY source, rules",
+            )
+        return dg.MaterializeResult(metadata=table_metadata(contract, written))
+
+    return _summary
+
+
+def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
+    """Assets and contract checks for the sources this configuration has."""
+    sources = list(cfg.sources.configured())
+    assets = [build_ingest_asset(s) for s in sources] + [build_quarantine_summary(sources)]
+    checks = [build_contract_checks(s) for s in sources]
+    return dg.Definitions(assets=assets, asset_checks=[c for c in checks if c is not None])

@@ -1,0 +1,4 @@
+-- How many input rows each source lost to quarantine, and for which rules.
+SELECT source, rules, rows
+FROM quarantine_summary
+ORDER BY rows DESC, source, rules;

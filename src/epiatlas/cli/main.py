@@ -1,0 +1,107 @@
+"""The `epiatlas` command: generate the demo, run the pipeline, publish, query, document contracts."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from epiatlas.errors import EpiatlasError
+
+app = typer.Typer(help="epiatlas: explain why hospitalization burden differs between regions.", no_args_is_help=True)
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="epiatlas YAML config file")]
+
+
+def _fail(exc: EpiatlasError) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(config: ConfigOption, in_process: bool = typer.Option(False, help="single process (debugging)")) -> None:
+    """Materialize every asset for CONFIG through Dagster and publish the catalog."""
+    from orchestration.runner import run_pipeline  # Dagster lives in orchestration/, loaded only here
+
+    try:
+        summary, published = run_pipeline(config, in_process=in_process)
+    except EpiatlasError as exc:
+        _fail(exc)
+        return
+    failed = summary.failed_checks
+    typer.echo(f"{summary.job}: run {summary.run_id} succeeded; {len(summary.checks)} checks, {len(failed)} failed")
+    for name in failed:
+        typer.secho(f"  check failed: {name}", fg=typer.colors.YELLOW)
+    typer.echo(f"published {len(published.views)} views to {published.path}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_data"), help="folder for the generated files and config"),
+    small: bool = typer.Option(False, help="a small data set (seconds) instead of the full demo"),
+    run_pipeline: bool = typer.Option(True, "--run/--no-run", help="run the pipeline on it afterwards"),
+) -> None:
+    """Generate the SYNTHETIC demo data set and its config, then run the pipeline on it."""
+    from epiatlas.demo import DemoSpec, generate_demo
+
+    config_path = generate_demo(out, DemoSpec.small() if small else DemoSpec())
+    typer.echo(f"SYNTHETIC demo data written to {out} (config: {config_path})")
+    if run_pipeline:
+        run(config_path, in_process=False)
+
+
+@app.command()
+def publish(config: ConfigOption) -> None:
+    """Rebuild and swap in the analyst catalog from what is stored now."""
+    from epiatlas.config import load_config
+    from epiatlas.publish import publish_catalog
+
+    try:
+        published = publish_catalog(load_config(config))
+    except EpiatlasError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"published {len(published.views)} views to {published.path}")
+
+
+@app.command()
+def query(config: ConfigOption, sql: str = typer.Argument(..., help="SQL over the published catalog")) -> None:
+    """Run read-only SQL against the published catalog and print the result."""
+    from epiatlas.config import load_config
+    from epiatlas.publish import warehouse_for
+
+    try:
+        with warehouse_for(load_config(config)).read_catalog() as con:
+            typer.echo(con.sql(sql).df().to_string(index=False))
+    except EpiatlasError as exc:
+        _fail(exc)
+
+
+@app.command("contracts-docs")
+def contracts_docs(out: Path = typer.Option(Path("docs/contracts.md"), help="markdown file to write")) -> None:
+    """Write the data-contract reference generated from data_contracts/*.yaml."""
+    from epiatlas.contracts import load_contracts, render_markdown
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_markdown(load_contracts()), encoding="utf-8")
+    typer.echo(f"wrote {out}")
+
+
+@app.command("check-config")
+def check_config(config: ConfigOption) -> None:
+    """Validate a config file and show the sources it names."""
+    from epiatlas.config import load_config
+
+    try:
+        cfg = load_config(config)
+    except EpiatlasError as exc:
+        _fail(exc)
+        return
+    for name, source in cfg.sources.configured().items():
+        typer.echo(f"{name}: {source.path} ({source.resolved_format})")
+
+
+if __name__ == "__main__":
+    sys.exit(app())

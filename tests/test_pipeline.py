@@ -1,0 +1,164 @@
+"""End to end: the demo's config and a differently laid-out data set run through Dagster into the warehouse."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from epiatlas.cli.main import app
+from epiatlas.config import dump_config, load_config
+from epiatlas.publish import warehouse_for
+from epiatlas.resources import resource_dir
+from orchestration.definitions import build_definitions
+from orchestration.runner import run_pipeline
+
+pytestmark = pytest.mark.slow
+
+INGESTED = ["regions", "census", "hospitalizations", "pollutant_stations", "pollutant_readings", "socioeconomic_indicators"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(small_demo: Path):
+    """The small demo materialized once with the multiprocess executor."""
+    summary, published = run_pipeline(small_demo)
+    return load_config(small_demo), summary, published
+
+
+def test_definitions_load_with_groups_checks_and_sensor(small_demo: Path) -> None:
+    defs = build_definitions(small_demo)
+    graph = defs.resolve_asset_graph()
+    ingest_keys = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "ingest"}
+    assert set(INGESTED) | {"quarantine_summary"} <= ingest_keys
+    check_keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert ("hospitalizations", "rows_reconcile") in check_keys
+    assert any(a == "census" and n.startswith("contract_") for a, n in check_keys)
+    assert defs.resolve_sensor_def("publish_catalog_on_success") is not None
+
+
+def test_multiprocess_run_stores_tables_and_publishes_catalog(demo_run) -> None:
+    cfg, summary, published = demo_run
+    assert summary.checks, "asset checks ran"
+    assert summary.failed_checks == []
+    warehouse = warehouse_for(cfg)
+    for table in INGESTED + ["quarantine", "quarantine_summary"]:
+        assert warehouse.exists(table), table
+    with warehouse.read_catalog() as cat:
+        views = {r[0] for r in cat.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert {"regions", "census", "pollutant_readings", "quarantine_summary"} <= views
+        assert "hospitalizations" not in views and "quarantine" not in views, "record-level data must stay private"
+        info = cat.execute("SELECT synthetic, notice FROM catalog_info").fetchone()
+        assert info[0] == "true" and "SYNTHETIC" in info[1]
+
+
+def test_every_row_read_is_accounted_for(demo_run) -> None:
+    cfg, _, _ = demo_run
+    with warehouse_for(cfg).connect(["hospitalizations", "quarantine"]) as con:
+        accepted = con.execute("SELECT count(*) FROM hospitalizations").fetchone()[0]
+        quarantined = con.execute("SELECT count(*) FROM quarantine WHERE source = 'hospitalizations'").fetchone()[0]
+    file_rows = duckdb.sql(f"SELECT count(*) FROM '{cfg.sources.hospitalizations.path}'").fetchone()[0]
+    assert accepted + quarantined == file_rows
+    assert quarantined > 0, "the demo injects defective records; they must be quarantined, not dropped"
+
+
+def test_example_queries_run_on_the_published_catalog(demo_run) -> None:
+    cfg, _, _ = demo_run
+    queries = sorted((resource_dir("sql") / "queries").glob("*.sql"))
+    assert queries
+    with warehouse_for(cfg).read_catalog() as cat:
+        for path in queries:
+            cat.execute(path.read_text(encoding="utf-8")).fetchall()
+
+
+def test_reader_holding_catalog_open_neither_blocks_nor_breaks_a_run(demo_run) -> None:
+    cfg, _, _ = demo_run
+    reader = warehouse_for(cfg).read_catalog()
+    results: list[int] = []
+    stop = threading.Event()
+
+    def keep_querying() -> None:
+        while not stop.is_set():
+            results.append(reader.execute("SELECT count(*) FROM census").fetchone()[0])
+
+    thread = threading.Thread(target=keep_querying)
+    thread.start()
+    try:
+        summary, published = run_pipeline(cfg.config_path)
+    finally:
+        stop.set()
+        thread.join()
+        reader.close()
+    assert summary.failed_checks == []
+    assert results and min(results) > 0, "the reader kept getting answers during the run"
+    with warehouse_for(cfg).read_catalog() as fresh:
+        assert fresh.execute("SELECT count(*) FROM census").fetchone()[0] == results[-1]
+
+
+def _relayout(small_demo: Path, out: Path) -> Path:
+    """The demo's inputs with other column names, CSV instead of Parquet, and no ICU column."""
+    cfg = load_config(small_demo)
+    src = cfg.sources
+    out.mkdir()
+    hosp_cols = src.hospitalizations.columns
+    renamed = {canon: f"col_{canon}" for canon in hosp_cols if canon != "icu"}
+    select = ", ".join(f'"{hosp_cols[c]}" AS "{new}"' for c, new in renamed.items())
+    duckdb.sql(f"COPY (SELECT {select} FROM '{src.hospitalizations.path}') TO '{out / 'records.csv'}' (HEADER)")
+    readings = duckdb.sql(f"SELECT * FROM '{src.pollutant_readings.path}'")
+    readings.write_csv(str(out / "readings.csv"))
+    new_sources = src.model_copy(
+        update={
+            "hospitalizations": src.hospitalizations.model_copy(
+                update={
+                    "path": out / "records.csv",
+                    "format": None,
+                    "columns": renamed,
+                    "recode": {k: v for k, v in src.hospitalizations.recode.items() if k != "icu"},
+                }
+            ),
+            "pollutant_readings": src.pollutant_readings.model_copy(update={"path": out / "readings.csv", "format": None}),
+        }
+    )
+    relaid = cfg.model_copy(update={"sources": new_sources, "warehouse": cfg.warehouse.model_copy(update={"root": out / "wh"})})
+    path = out / "config.yaml"
+    dump_config(relaid, path)
+    return path
+
+
+def test_cli_runs_a_differently_laid_out_data_set(small_demo: Path, tmp_path: Path) -> None:
+    config = _relayout(small_demo, tmp_path / "other")
+    result = CliRunner().invoke(app, ["run", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    cfg = load_config(config)
+    with warehouse_for(cfg).connect(["hospitalizations"]) as con:
+        n, icu_known = con.execute("SELECT count(*), count(icu) FROM hospitalizations").fetchone()
+    assert n > 0 and icu_known == 0, "no ICU column in the source: the staged column is NULL, not invented"
+
+
+def test_cli_reports_bad_config_clearly(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sources: {regions: {path: r.gpkg}}\nperiods: {start: 2020, end: 2019}\n")
+    result = CliRunner().invoke(app, ["run", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "periods.end (2019) is before periods.start (2020)" in result.output
+
+
+def test_ingest_group_materializes_in_process_against_a_real_warehouse(small_demo: Path, tmp_path: Path) -> None:
+    cfg = load_config(small_demo)
+    moved = cfg.model_copy(update={"warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})})
+    config = tmp_path / "config.yaml"
+    dump_config(moved, config)
+    defs = build_definitions(config)
+    job = defs.resolve_job_def("ingest_job")
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(instance=instance)
+    assert result.success
+    mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
+            for e in [e.event_specific_data]}
+    assert mats["census"]["dagster/row_count"].value > 0
+    assert "dagster/column_schema" in mats["census"]
+    with warehouse_for(load_config(config)).connect(["census"]) as con:
+        assert con.execute("SELECT count(*) FROM census").fetchone()[0] == mats["census"]["dagster/row_count"].value
