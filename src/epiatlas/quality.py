@@ -1,8 +1,10 @@
-"""Row accounting for ingestion: every row read is either accepted or quarantined."""
+"""Data-quality verdicts: ingest row accounting and the checks on computed region tables."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -40,3 +42,67 @@ class Reconciliation:
             f"{self.source}: {self.rows_read} read = {self.rows_accepted} accepted + {self.rows_quarantined} "
             f"quarantined; reject share {self.reject_share:.4%} {verdict} the limit {self.max_reject_share:.2%}"
         )
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """One named check on a computed table: verdict, failing-row count and a readable message."""
+
+    name: str
+    passed: bool
+    failing_rows: int
+    message: str
+
+
+def _check(name: str, failing: pd.DataFrame, what: str, keys: list[str]) -> TableCheck:
+    examples = failing[keys].head(5).to_dict("records")
+    message = f"{what}: all rows pass" if failing.empty else f"{what}: {len(failing)} rows fail, e.g. {examples}"
+    return TableCheck(name, failing.empty, len(failing), message)
+
+
+def region_period_checks(frame: pd.DataFrame, region_ids: set[str], periods: list[int]) -> list[TableCheck]:
+    """Every region present per period; population > 0; cases <= population; expected > 0."""
+    keys = ["region_id", "period"]
+    present = set(zip(frame["region_id"], frame["period"], strict=True))
+    missing = pd.DataFrame(
+        sorted((r, p) for r in region_ids for p in periods if (r, p) not in present), columns=keys
+    )
+    population = frame["population"]
+    return [
+        _check("every_region_present", missing, "every region in every period", keys),
+        _check("population_positive", frame[population.notna() & (population <= 0)], "population > 0", keys),
+        _check(
+            "cases_within_population",
+            frame[population.notna() & (frame["cases"] > population)],
+            "cases <= population",
+            keys,
+        ),
+        _check("expected_positive", frame[~(frame["expected_cases"] > 0)], "expected_cases > 0", keys),
+    ]
+
+
+def exposure_checks(frame: pd.DataFrame, region_ids: set[str], periods: list[int]) -> list[TableCheck]:
+    """Every region present per period and pollutant; completeness is a share; values only where assigned."""
+    keys = ["region_id", "period", "pollutant"]
+    present = set(zip(frame["region_id"], frame["period"], frame["pollutant"], strict=True))
+    pollutants = sorted(set(frame["pollutant"]))
+    missing = pd.DataFrame(
+        sorted((r, p, q) for r in region_ids for p in periods for q in pollutants if (r, p, q) not in present),
+        columns=keys,
+    )
+    unassigned = frame["assignment_method"] == "none"
+    return [
+        _check("every_region_present", missing, "every region in every period for every pollutant", keys),
+        _check(
+            "completeness_is_share",
+            frame[~frame["completeness"].between(0, 1) & frame["completeness"].notna()],
+            "0 <= completeness <= 1",
+            keys,
+        ),
+        _check(
+            "no_invented_values",
+            frame[unassigned & frame["mean"].notna()],
+            "regions without a station in range have no exposure value",
+            keys,
+        ),
+    ]
