@@ -1,6 +1,5 @@
 """Dagster resources: the epiatlas configuration file and the warehouse it names."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -60,7 +60,7 @@ def test_every_row_read_is_accounted_for(demo_run) -> None:
     with warehouse_for(cfg).connect(["hospitalizations", "quarantine"]) as con:
         accepted = con.execute("SELECT count(*) FROM hospitalizations").fetchone()[0]
         quarantined = con.execute("SELECT count(*) FROM quarantine WHERE source = 'hospitalizations'").fetchone()[0]
-    file_rows = duckdb.sql(f"SELECT count(*) FROM '{cfg.sources.hospitalizations.path}'").fetchone()[0]
+    file_rows = duckdb.sql(f"SELECT count(*) FROM '{cfg.sources.hospitalizations.path}'").fetchall()[0][0]
     assert accepted + quarantined == file_rows
     assert quarantined > 0, "the demo injects defective records; they must be quarantined, not dropped"
 
@@ -156,8 +156,10 @@ def test_ingest_group_materializes_in_process_against_a_real_warehouse(small_dem
     with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance)
     assert result.success
-    mats = {e.asset_key.to_user_string(): e.materialization.metadata for e in result.get_asset_materialization_events()
-            for e in [e.event_specific_data]}
+    mats = {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in (e.event_specific_data for e in result.get_asset_materialization_events())
+    }
     assert mats["census"]["dagster/row_count"].value > 0
     assert "dagster/column_schema" in mats["census"]
     with warehouse_for(load_config(config)).connect(["census"]) as con:

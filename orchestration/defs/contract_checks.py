@@ -1,6 +1,5 @@
 """Asset checks generated from a table's contract: one Dagster check per rule kind the contract declares."""
 
-from __future__ import annotations
 
 import dagster as dg
 

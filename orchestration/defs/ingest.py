@@ -1,6 +1,5 @@
 """Ingest group: one asset per configured source, validated against its contract, plus the quarantine summary."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Outcomes group: region x period outcomes and pollutant exposure, partitioned by period (year)."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 

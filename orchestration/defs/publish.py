@@ -1,6 +1,5 @@
 """Publishing: after every successful run, rebuild the analyst catalog and swap it in atomically."""
 
-from __future__ import annotations
 
 import dagster as dg
 
