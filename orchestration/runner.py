@@ -1,14 +1,15 @@
 """Run the pipeline through Dagster from the command line: the same assets, checks and executor as the UI.
 
-Jobs are rebuilt in each step process from `EPIATLAS_CONFIG`, which is why they are module-level
-functions (`dg.reconstructable` needs that for the multiprocess executor).
+Each step process rebuilds the job from the module-level `job_for_config(config_path, name)`, with
+the config path passed explicitly (not through the environment, which a long-lived forkserver would
+have captured at its start).
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from epiatlas.config import load_config
 from epiatlas.errors import EpiatlasError
 from epiatlas.publish import publish_catalog
 from epiatlas.warehouse import PublishedCatalog
-from orchestration.definitions import build_definitions, config_path_from_env
+from orchestration.definitions import build_definitions
 from orchestration.jobs import ALL_ASSETS_JOB
 
 
@@ -40,12 +41,9 @@ class RunSummary:
         return [f"{asset}.{check}" for asset, check, ok in self.checks if not ok]
 
 
-def _job(name: str) -> dg.JobDefinition:
-    return build_definitions(config_path_from_env()).resolve_job_def(name)
-
-
-def all_assets_job() -> dg.JobDefinition:
-    return _job(ALL_ASSETS_JOB)
+def job_for_config(config_path: str, name: str) -> dg.JobDefinition:
+    """The named job of the definitions built for one config file."""
+    return build_definitions(Path(config_path)).resolve_job_def(name)
 
 
 @contextmanager
@@ -60,18 +58,17 @@ def _instance() -> Iterator[dg.DagsterInstance]:
                 yield instance
 
 
-def _execute(
-    job_fn: Callable[[], dg.JobDefinition], instance: dg.DagsterInstance, in_process: bool, periods: list[str]
-) -> RunSummary:
-    """One run of the job; partitioned assets get every period in that same run (single-run backfill)."""
-    job = job_fn()
+def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str]) -> RunSummary:
+    """One run of every asset; partitioned assets get every period in that same run (single-run backfill)."""
+    job = job_for_config(str(config_path), ALL_ASSETS_JOB)
     tags: dict[str, str] = {}
     if job.partitions_def is not None:
         tags = {"dagster/asset_partition_range_start": periods[0], "dagster/asset_partition_range_end": periods[-1]}
     if in_process:
         result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
     else:
-        result = dg.execute_job(dg.reconstructable(job_fn), instance=instance, tags=tags, raise_on_error=False)
+        recon = dg.build_reconstructable_job(__name__, job_for_config.__name__, (str(config_path), ALL_ASSETS_JOB))
+        result = dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False)
     if not result.success:
         failures = [
             f"{event.step_key}: {event.step_failure_data.error.message.strip() if event.step_failure_data.error else ''}"
@@ -90,7 +87,6 @@ def run_pipeline(config_path: Path, in_process: bool = False) -> tuple[RunSummar
     """Materialize every asset for one config (multiprocess by default), then publish the catalog."""
     config_path = Path(config_path).resolve()
     cfg = load_config(config_path)
-    os.environ["EPIATLAS_CONFIG"] = str(config_path)
     with _instance() as instance:
-        summary = _execute(all_assets_job, instance, in_process, cfg.periods.keys)
+        summary = _execute(config_path, instance, in_process, cfg.periods.keys)
     return summary, publish_catalog(cfg)

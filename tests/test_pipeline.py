@@ -157,8 +157,8 @@ def test_ingest_group_materializes_in_process_against_a_real_warehouse(small_dem
         result = job.execute_in_process(instance=instance)
     assert result.success
     mats = {
-        event.asset_key.to_user_string(): event.materialization.metadata
-        for event in (e.event_specific_data for e in result.get_asset_materialization_events())
+        m.asset_key.to_user_string(): m.metadata
+        for m in (e.step_materialization_data.materialization for e in result.get_asset_materialization_events())
     }
     assert mats["census"]["dagster/row_count"].value > 0
     assert "dagster/column_schema" in mats["census"]

@@ -60,3 +60,9 @@ def test_exposure_checks_flag_invented_values_and_missing_regions() -> None:
     )
     failed = {v.name for v in exposure_checks(frame, {"a", "b", "c"}, [2020]) if not v.passed}
     assert failed == {"every_region_present", "completeness_is_share", "no_invented_values"}
+
+
+def test_missing_expected_counts_fail_rather_than_pass_silently() -> None:
+    frame = _outcomes(expected_cases=pd.array([4.0, pd.NA], dtype="Float64"), population=pd.array([100, pd.NA], dtype="Int64"))
+    failed = {v.name for v in region_period_checks(frame, {"a", "b"}, [2020]) if not v.passed}
+    assert failed == {"expected_positive"}, "NULL expected is not > 0; NULL population is unknown, not a violation"

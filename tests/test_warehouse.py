@@ -12,7 +12,7 @@ from epiatlas.warehouse import Warehouse, new_connection
 
 def _write_demo_tables(wh: Warehouse) -> None:
     con = new_connection()
-    con.execute("CREATE TABLE t AS SELECT range AS id, range % 3 AS grp, 2020 + range % 2 AS period FROM range(10)")
+    con.execute("CREATE TABLE t AS SELECT range AS id, range % 3 AS grp, (2020 + range % 2)::INTEGER AS period FROM range(10)")
     wh.write_table(con, "numbers", "SELECT id, grp FROM t")
     for key in ("2020", "2021"):
         wh.write_table(con, "by_period", f"SELECT id, grp, period FROM t WHERE period = {key}", partition=("period", key))
@@ -33,11 +33,13 @@ def test_write_table_reports_rows_and_schema(tmp_path: Path) -> None:
 def test_partitions_are_written_independently_and_read_back_with_their_key(tmp_path: Path) -> None:
     wh = Warehouse(tmp_path)
     _write_demo_tables(wh)
-    assert wh.partition_column("by_period") == "period"
-    assert wh.partition_column("numbers") is None
+    assert wh.partitioning("by_period") == ("period", "INTEGER")
+    assert wh.partitioning("numbers") is None
     with wh.connect(["by_period"]) as con:
         per_period = dict(con.execute("SELECT period, count(*) FROM by_period GROUP BY 1 ORDER BY 1").fetchall())
+        period_type = con.execute("SELECT typeof(period) FROM by_period LIMIT 1").fetchone()[0]
     assert per_period == {2020: 5, 2021: 5}
+    assert period_type == "INTEGER", "the partition column keeps its type, not Hive's guess"
     # Rewriting one partition leaves the other untouched.
     con = new_connection()
     wh.write_table(con, "by_period", "SELECT 99 AS id, 0 AS grp, 2021 AS period", partition=("period", "2021"))

@@ -101,7 +101,7 @@ def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
             written = warehouse.write_table(
                 con,
                 "quarantine_summary",
-                "SELECT source, rules, count(*) AS rows FROM quarantine GROUP BY ALL ORDER BY source, rules",
+                "SELECT source, columns, rules, count(*) AS rows FROM quarantine GROUP BY ALL ORDER BY ALL",
             )
         return dg.MaterializeResult(metadata=table_metadata(contract, written))
 

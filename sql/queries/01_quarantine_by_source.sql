@@ -1,4 +1,4 @@
 -- How many input rows each source lost to quarantine, and for which rules.
-SELECT source, rules, rows
+SELECT source, columns, rules, rows
 FROM quarantine_summary
-ORDER BY rows DESC, source, rules;
+ORDER BY rows DESC, source, columns, rules;

@@ -45,3 +45,11 @@ class GeometryError(SourceError):
 
 class WarehouseError(EpiatlasError):
     """The warehouse layout is missing a table or cannot be published."""
+
+
+class SourceParseError(SourceError):
+    """The file is not readable in its format at all (malformed CSV, broken Parquet or GIS file)."""
+
+
+class ReconciliationError(EpiatlasError):
+    """Rows read from a file do not equal rows accepted plus rows quarantined (a bug, never a data problem)."""

@@ -70,14 +70,16 @@ def region_period_checks(frame: pd.DataFrame, region_ids: set[str], periods: lis
     population = frame["population"]
     return [
         _check("every_region_present", missing, "every region in every period", keys),
-        _check("population_positive", frame[population.notna() & (population <= 0)], "population > 0", keys),
+        _check("population_positive", frame[(population <= 0).fillna(False)], "population > 0", keys),
         _check(
             "cases_within_population",
-            frame[population.notna() & (frame["cases"] > population)],
+            frame[(frame["cases"] > population).fillna(False)],
             "cases <= population",
             keys,
         ),
-        _check("expected_positive", frame[~(frame["expected_cases"] > 0)], "expected_cases > 0", keys),
+        _check(
+            "expected_positive", frame[~(frame["expected_cases"] > 0).fillna(False)], "expected_cases > 0", keys
+        ),
     ]
 
 
@@ -95,13 +97,13 @@ def exposure_checks(frame: pd.DataFrame, region_ids: set[str], periods: list[int
         _check("every_region_present", missing, "every region in every period for every pollutant", keys),
         _check(
             "completeness_is_share",
-            frame[~frame["completeness"].between(0, 1) & frame["completeness"].notna()],
+            frame[(~frame["completeness"].between(0, 1)).fillna(False)],
             "0 <= completeness <= 1",
             keys,
         ),
         _check(
             "no_invented_values",
-            frame[unassigned & frame["mean"].notna()],
+            frame[(unassigned & frame["mean"].notna()).fillna(False)],
             "regions without a station in range have no exposure value",
             keys,
         ),

@@ -10,6 +10,7 @@ DuckDB file of views over the public tables, rebuilt under a temporary name and 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -23,6 +24,7 @@ import duckdb
 from epiatlas.errors import WarehouseError
 
 DATA_FILE = "data.parquet"
+PARTITION_FILE = "_partitioning.json"  # {"column": ..., "type": ...}: Hive paths carry no types
 _TEMPLATE_REF = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -77,15 +79,22 @@ class Warehouse:
     def table_dir(self, table: str) -> Path:
         return self.root / "tables" / _check_ident(table)
 
-    def partition_column(self, table: str) -> str | None:
-        """The Hive partition column of a stored table, or None when it is unpartitioned."""
-        tdir = self.table_dir(table)
-        if not tdir.is_dir() or (tdir / DATA_FILE).exists():
+    def partitioning(self, table: str) -> tuple[str, str] | None:
+        """(column, DuckDB type) of a stored table's Hive partitioning, or None when it is unpartitioned."""
+        spec = self.table_dir(table) / PARTITION_FILE
+        if not spec.exists():
             return None
-        for child in sorted(tdir.iterdir()):
-            if child.is_dir() and "=" in child.name:
-                return child.name.split("=", 1)[0]
-        return None
+        data = json.loads(spec.read_text(encoding="utf-8"))
+        return data["column"], data["type"]
+
+    def _record_partitioning(self, table: str, column: str, dtype: str) -> None:
+        """Write the partition column's type beside the data, atomically, when it is new or changed."""
+        spec = self.table_dir(table) / PARTITION_FILE
+        if self.partitioning(table) == (column, dtype):
+            return
+        tmp = spec.with_name(f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps({"column": column, "type": dtype}), encoding="utf-8")
+        os.replace(tmp, spec)
 
     def exists(self, table: str) -> bool:
         tdir = self.table_dir(table)
@@ -98,11 +107,15 @@ class Warehouse:
                 f"table {table!r} has not been materialized under {self.table_dir(table)}; "
                 "materialize its asset first (e.g. `epiatlas run --config FILE`)"
             )
-        part = self.partition_column(table)
+        part = self.partitioning(table)
         if part is None:
             return f"read_parquet({_sql_str(str(self.table_dir(table) / DATA_FILE))})"
-        pattern = str(self.table_dir(table) / f"{part}=*" / DATA_FILE)
-        return f"read_parquet({_sql_str(pattern)}, hive_partitioning = true, union_by_name = true)"
+        column, dtype = part
+        pattern = str(self.table_dir(table) / f"{column}=*" / DATA_FILE)
+        return (
+            f"read_parquet({_sql_str(pattern)}, hive_partitioning = true, union_by_name = true, "
+            f"hive_types = {{{_sql_str(column)}: {dtype}}})"
+        )
 
     # --- writing ------------------------------------------------------------------------------
     def write_table(
@@ -124,9 +137,11 @@ class Warehouse:
             if "/" in key or key in {"", ".", ".."}:
                 raise WarehouseError(f"invalid partition key {key!r} for table {table!r}")
             target_dir = target_dir / f"{column}={key}"
-            cols = [r[0] for r in con.execute(f"DESCRIBE {select}").fetchall()]
-            if column in cols:
+            types = dict(r[:2] for r in con.execute(f"DESCRIBE {select}").fetchall())
+            if column in types:
                 select = f"SELECT * EXCLUDE ({column}) FROM ({query})"
+            target_dir.mkdir(parents=True, exist_ok=True)
+            self._record_partitioning(table, column, types.get(column, "VARCHAR"))
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / DATA_FILE
         tmp = target_dir / f".{DATA_FILE}.{uuid.uuid4().hex}.tmp"

@@ -67,14 +67,21 @@ def publish(config: ConfigOption) -> None:
 
 
 @app.command()
-def query(config: ConfigOption, sql: str = typer.Argument(..., help="SQL over the published catalog")) -> None:
-    """Run read-only SQL against the published catalog and print the result."""
+def query(
+    config: ConfigOption,
+    sql: str = typer.Argument(None, help="SQL over the published catalog"),
+    file: Path = typer.Option(None, "--file", "-f", help="read the SQL from this file instead"),
+) -> None:
+    """Run read-only SQL (argument or --file) against the published catalog and print the result."""
     from epiatlas.config import load_config
     from epiatlas.publish import warehouse_for
 
+    if (sql is None) == (file is None):
+        raise typer.BadParameter("give the SQL either as an argument or with --file")
+    text = file.read_text(encoding="utf-8") if file else sql
     try:
         with warehouse_for(load_config(config)).read_catalog() as con:
-            typer.echo(con.sql(sql).df().to_string(index=False))
+            typer.echo(con.sql(text).df().to_string(index=False))
     except EpiatlasError as exc:
         _fail(exc)
 

@@ -1,0 +1,59 @@
+"""Write the whole demo folder: input files in Mexican-extract style, truth, README and config.yaml."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from epiatlas.demo import defects, hospitalizations, pollution, socioeconomic, tables, truth
+from epiatlas.demo.config_file import FILES, REGIONS_LAYER, write_demo_config
+from epiatlas.demo.spec import DemoSpec
+from epiatlas.demo.world import build_world
+
+
+def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec()) -> Path:
+    """Generate the synthetic demo into `out_dir` and return the path of its config.yaml."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    world = build_world(spec)
+    codes = world.municipalities["CVE_MUN"].to_numpy()
+
+    counts = hospitalizations.sample_counts(world, spec.rng("hospitalizations.counts"))
+    records, diag = hospitalizations.records_frame(world, counts, spec.rng("hospitalizations.records"))
+    records, defect_counts, defect_diabetes = defects.inject_record_defects(
+        records, diag, spec.defect_share, spec.rng("hospitalizations.defects")
+    )
+    stations = pollution.place_stations(world.municipalities, world.sizes, spec)
+    readings, implausible = pollution.inject_implausible(pollution.daily_readings(world.field, stations, spec), spec)
+    census = tables.census_table(codes, world.population, spec)
+    indicators = tables.indicator_table(codes, socioeconomic.indicator_percents(world.factors, spec), spec)
+
+    tables.write_gpkg(world.municipalities, out_dir / FILES["regions"], REGIONS_LAYER)
+    tables.write_csv(census, out_dir / FILES["census"])
+    tables.write_parquet(records, out_dir / FILES["hospitalizations"], ("fecha_ingreso", "fecha_egreso"))
+    tables.write_csv(stations, out_dir / FILES["pollutant_stations"])
+    tables.write_parquet(readings, out_dir / FILES["pollutant_readings"], ("fecha",))
+    tables.write_csv(indicators, out_dir / FILES["socioeconomic_indicators"])
+    region_period = truth.region_period_frame(world, counts[0].sum(axis=(2, 3)))
+    tables.write_parquet(region_period, out_dir / truth.REGION_PERIOD_FILE)
+
+    summary = {
+        "files": FILES,
+        "rows": {
+            "municipalities": len(world.municipalities),
+            "census": len(census),
+            "hospitalizations": len(records),
+            "diabetes_records_sampled": int(counts[0].sum()),
+            "stations": len(stations),
+            "readings": len(readings),
+            "socioeconomic_indicators": len(indicators),
+        },
+        "expected_records": world.expected_records(),
+        "injected_defects": defect_counts,
+        "injected_defects_on_diabetes_records": defect_diabetes,
+        "injected_implausible_readings": implausible,
+    }
+    document = truth.truth_document(world, summary)
+    (out_dir / "truth.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tables.write_readme(out_dir / "README.txt", spec)
+    return write_demo_config(spec, out_dir)

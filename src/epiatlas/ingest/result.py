@@ -1,0 +1,23 @@
+"""What one ingest produced: row counts and the names of the staged and quarantine tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Counts of one ingest; rows_read = rows_accepted + rows_quarantined always holds."""
+
+    source: str
+    file: str
+    rows_read: int
+    rows_accepted: int
+    rows_quarantined: int
+    accepted_table: str
+    quarantine_table: str
+
+    @property
+    def reject_share(self) -> float:
+        """Share of the rows read that went to quarantine (0 for an empty read)."""
+        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
