@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -63,6 +65,48 @@ def test_every_row_read_is_accounted_for(demo_run) -> None:
     file_rows = duckdb.sql(f"SELECT count(*) FROM '{cfg.sources.hospitalizations.path}'").fetchall()[0][0]
     assert accepted + quarantined == file_rows
     assert quarantined > 0, "the demo injects defective records; they must be quarantined, not dropped"
+
+
+def _truth(cfg) -> pd.DataFrame:
+    """The demo's per region x year truth table (true relative risks and exposures)."""
+    truth = json.loads((cfg.config_path.parent / "truth.json").read_text(encoding="utf-8"))
+    return pd.read_parquet(cfg.config_path.parent / truth["region_period_truth"])
+
+
+def test_outcome_cases_reconcile_with_accepted_records(demo_run) -> None:
+    cfg, _, _ = demo_run
+    with warehouse_for(cfg).connect(["hospitalizations", "region_period_outcomes"]) as con:
+        by_records = con.execute(
+            "SELECT year(admission_date) AS period, count(*) FROM hospitalizations "
+            "WHERE icd10 >= 'E10' AND icd10 < 'E15' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        by_table = con.execute(
+            "SELECT period, sum(cases), round(sum(expected_cases), 6) FROM region_period_outcomes GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    assert [(p, n) for p, n, _ in by_table] == by_records
+    assert all(abs(n - e) < 1e-6 * n for _, n, e in by_table), "indirect standardisation: expected sums to observed"
+
+
+def test_shr_intervals_cover_the_demo_true_relative_risks_at_about_the_nominal_rate(demo_run) -> None:
+    cfg, _, _ = demo_run
+    with warehouse_for(cfg).connect(["region_period_outcomes"]) as con:
+        shr = con.execute("SELECT region_id, period AS year, shr_lower, shr_upper FROM region_period_outcomes").df()
+    merged = shr.merge(_truth(cfg), on=["region_id", "year"], validate="one_to_one")
+    assert len(merged) == len(shr) > 300
+    covered = (merged["shr_lower"] <= merged["true_relative_risk"]) & (merged["true_relative_risk"] <= merged["shr_upper"])
+    assert 0.90 <= covered.mean() <= 0.995, f"95% intervals covered {covered.mean():.3f} of the true relative risks"
+
+
+def test_pm25_exposure_tracks_the_demo_true_field(demo_run) -> None:
+    cfg, _, _ = demo_run
+    with warehouse_for(cfg).connect(["pollutant_exposure"]) as con:
+        pm = con.execute(
+            "SELECT region_id, period AS year, mean FROM pollutant_exposure "
+            "WHERE pollutant = 'PM25' AND assignment_method <> 'none'"
+        ).df()
+    merged = pm.merge(_truth(cfg), on=["region_id", "year"])
+    assert len(merged) >= 50, "regions with a station within the IDW radius"
+    assert merged["mean"].astype(float).corr(merged["exposure_PM25"]) > 0.8
 
 
 def test_example_queries_run_on_the_published_catalog(demo_run) -> None:
