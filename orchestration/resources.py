@@ -1,6 +1,5 @@
 """Dagster resources: the epiatlas configuration file and the warehouse it names."""
 
-
 import dagster as dg
 
 from epiatlas.config import EpiatlasConfig, load_config

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from epiatlas.cli.main import app
-from epiatlas.config import dump_config, load_config
+from epiatlas.config import SourceConfig, dump_config, load_config
 from epiatlas.publish import warehouse_for
 from epiatlas.resources import resource_dir
 from orchestration.definitions import build_definitions
@@ -208,3 +208,43 @@ def test_ingest_group_materializes_in_process_against_a_real_warehouse(small_dem
     assert "dagster/column_schema" in mats["census"]
     with warehouse_for(load_config(config)).connect(["census"]) as con:
         assert con.execute("SELECT count(*) FROM census").fetchone()[0] == mats["census"]["dagster/row_count"].value
+
+
+def test_aggregated_counts_without_records_run_end_to_end(small_demo: Path, tmp_path: Path) -> None:
+    """Users who only have counts per region and year (with population) get the same outcome table."""
+    cfg = load_config(small_demo)
+    counts = tmp_path / "counts.csv"
+    duckdb.sql(
+        f"""
+        COPY (
+            WITH pop AS (SELECT cve_mun, anio, sum(poblacion) AS pob FROM read_csv('{cfg.sources.census.path}',
+                         types = {{'cve_mun': 'VARCHAR'}}) GROUP BY ALL),
+                 cases AS (SELECT cve_mun_res AS cve_mun, year(fecha_ingreso) AS anio, count(*) AS casos
+                           FROM '{cfg.sources.hospitalizations.path}'
+                           WHERE diag_principal >= 'E10' AND diag_principal < 'E15' GROUP BY ALL)
+            SELECT pop.cve_mun, pop.anio, coalesce(casos, 0) AS casos, pob FROM pop LEFT JOIN cases USING (cve_mun, anio)
+        ) TO '{counts}' (HEADER)
+        """
+    )
+    sources = cfg.sources.model_copy(
+        update={
+            "hospitalizations": None,
+            "census": None,
+            "hospitalization_counts": SourceConfig(
+                path=counts,
+                columns={"region_id": "cve_mun", "period": "anio", "cases": "casos", "population": "pob"},
+            ),
+        }
+    )
+    moved = cfg.model_copy(update={"sources": sources, "warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})})
+    config = tmp_path / "counts.yaml"
+    dump_config(moved, config)
+    summary, published = run_pipeline(config, in_process=True)
+    assert summary.failed_checks == []
+    assert "region_period_outcomes" in published.views
+    with warehouse_for(load_config(config)).connect(["region_period_outcomes"]) as con:
+        total, expected, std = con.execute(
+            "SELECT sum(cases), sum(expected_cases), count(std_rate) FROM region_period_outcomes"
+        ).fetchone()
+    assert total > 0 and abs(total - expected) < 1e-6 * total
+    assert std == 0, "no age strata in aggregated input: no directly standardised rate is invented"

@@ -1,6 +1,5 @@
 """Asset checks generated from a table's contract: one Dagster check per rule kind the contract declares."""
 
-
 import dagster as dg
 
 from epiatlas.contracts import check_names, evaluate_contract, load_contract

@@ -1,6 +1,5 @@
 """Ingest group: one asset per configured source, validated against its contract, plus the quarantine summary."""
 
-
 import dagster as dg
 
 from epiatlas.config import EpiatlasConfig

@@ -1,6 +1,5 @@
 """Publishing: after every successful run, rebuild the analyst catalog and swap it in atomically."""
 
-
 import dagster as dg
 
 from epiatlas.publish import publish_catalog

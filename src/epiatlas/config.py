@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from epiatlas.errors import ConfigError
+from epiatlas.yaml_files import read_yaml_mapping
 
 FileFormat = Literal["csv", "parquet", "gpkg", "geojson", "shp"]
 _SUFFIX_FORMATS: dict[str, FileFormat] = {
@@ -220,12 +221,7 @@ def load_config(path: str | Path) -> EpiatlasConfig:
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = read_yaml_mapping(path, ConfigError, "configuration")
     try:
         cfg = EpiatlasConfig.model_validate(raw)
     except ValidationError as exc:

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from epiatlas.contracts.model import Contract
 from epiatlas.errors import ContractError
-
-_CHECKOUT_DIR = Path(__file__).resolve().parents[3] / "data_contracts"
-
+from epiatlas.resources import resource_dir
+from epiatlas.yaml_files import read_yaml_mapping
 
 def contracts_dir() -> Path:
     """`<repo>/data_contracts` in a checkout, else the copy packaged under epiatlas/_resources."""
-    if _CHECKOUT_DIR.is_dir():
-        return _CHECKOUT_DIR
-    return Path(str(importlib.resources.files("epiatlas") / "_resources" / "data_contracts"))
+    return resource_dir("data_contracts")
 
 
 def _error_location(raw: dict[str, Any], loc: tuple[int | str, ...]) -> str:
@@ -39,12 +34,7 @@ def _error_location(raw: dict[str, Any], loc: tuple[int | str, ...]) -> str:
 
 def parse_contract(path: Path) -> Contract:
     """Parse one contract file; any problem becomes a ContractError naming the file and key."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ContractError(f"{path}: cannot read contract: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ContractError(f"{path}: expected a mapping at the top level")
+    raw = read_yaml_mapping(path, ContractError, "contract")
     try:
         contract = Contract.model_validate(raw)
     except ValidationError as exc:
