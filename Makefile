@@ -2,7 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+# The demo and the UI share one Dagster instance so the demo's runs are there to browse; tests use temporary ones.
+DAGSTER_HOME_DIR ?= $(CURDIR)/.dagster_home
 
 .PHONY: setup demo test ui bench docs clean
 
@@ -16,15 +17,15 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 demo: setup  ## generate the SYNTHETIC demo data and materialize the whole pipeline on it
-	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/epiatlas demo --out demo_data
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/epiatlas demo --out demo_data
 
 test: setup  ## run the test suite
 	$(BIN)/pytest -q
 
 ui: setup  ## open the Dagster UI on the demo warehouse (run `make demo` first)
-	mkdir -p $(DAGSTER_HOME)
-	EPIATLAS_CONFIG=$(CURDIR)/demo_data/config.yaml $(BIN)/dagster dev -m orchestration.definitions
+	mkdir -p $(DAGSTER_HOME_DIR)
+	DAGSTER_HOME=$(DAGSTER_HOME_DIR) EPIATLAS_CONFIG=$(CURDIR)/demo_data/config.yaml \
+		$(BIN)/dagster dev -m orchestration.definitions
 
 bench: setup  ## performance figures (see README)
 	$(BIN)/python benchmarks/bench_outcomes_10m.py

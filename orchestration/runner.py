@@ -49,7 +49,8 @@ def job_for_config(config_path: str, name: str) -> dg.JobDefinition:
 @contextmanager
 def _instance() -> Iterator[dg.DagsterInstance]:
     """The user's Dagster instance when DAGSTER_HOME is set (runs then show in the UI), else a temporary one."""
-    if os.environ.get("DAGSTER_HOME"):
+    if home := os.environ.get("DAGSTER_HOME"):
+        Path(home).mkdir(parents=True, exist_ok=True)
         with dg.DagsterInstance.get() as instance:
             yield instance
     else:

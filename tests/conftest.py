@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from epiatlas.demo import DemoSpec, generate_demo
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Runs in tests use temporary Dagster instances, never the developer's DAGSTER_HOME."""
+    os.environ.pop("DAGSTER_HOME", None)
 
 
 @pytest.fixture(scope="session")
