@@ -65,11 +65,12 @@ def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, 
     tags: dict[str, str] = {}
     if job.partitions_def is not None:
         tags = {"dagster/asset_partition_range_start": periods[0], "dagster/asset_partition_range_end": periods[-1]}
+    run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if in_process:
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False)
     else:
         recon = dg.build_reconstructable_job(__name__, job_for_config.__name__, (str(config_path), ALL_ASSETS_JOB))
-        result = dg.execute_job(recon, instance=instance, tags=tags, raise_on_error=False)
+        result = dg.execute_job(recon, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
     if not result.success:
         failures = [
             f"{event.step_key}: {event.step_failure_data.error.message.strip() if event.step_failure_data.error else ''}"

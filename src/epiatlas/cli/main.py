@@ -50,6 +50,10 @@ def demo(
     typer.echo(f"SYNTHETIC demo data written to {out} (config: {config_path})")
     if run_pipeline:
         run(config_path, in_process=False)
+        typer.echo(
+            f"next: `make ui` to browse the runs and assets, or query the catalog:\n"
+            f"  .venv/bin/epiatlas query --config {config_path} -f sql/queries/04_highest_standardised_ratios.sql"
+        )
 
 
 @app.command()
