@@ -111,5 +111,5 @@ def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """Assets and contract checks for the sources this configuration has."""
     sources = list(cfg.sources.configured())
     assets = [build_ingest_asset(s) for s in sources] + [build_quarantine_summary(sources)]
-    checks = [build_contract_checks(s) for s in sources]
+    checks = [build_contract_checks(s) for s in [*sources, "quarantine_summary"]]
     return dg.Definitions(assets=assets, asset_checks=[c for c in checks if c is not None])

@@ -13,6 +13,7 @@ from epiatlas.contracts import load_contract
 from epiatlas.outcomes.exposure import pollutant_exposure
 from epiatlas.outcomes.region_period import region_period_outcomes, region_period_outcomes_from_counts
 from epiatlas.quality import TableCheck, exposure_checks, region_period_checks
+from orchestration.defs.contract_checks import build_contract_checks
 from orchestration.metadata import table_metadata
 from orchestration.resources import EpiatlasResource
 
@@ -140,4 +141,9 @@ def period_tables(cfg: EpiatlasConfig) -> list[PeriodTable]:
 def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """Partitioned outcome assets for this configuration."""
     partitions = dg.StaticPartitionsDefinition(cfg.periods.keys)
-    return dg.Definitions(assets=[build_period_asset(spec, partitions) for spec in period_tables(cfg)])
+    tables = period_tables(cfg)
+    checks = [build_contract_checks(spec.table) for spec in tables]
+    return dg.Definitions(
+        assets=[build_period_asset(spec, partitions) for spec in tables],
+        asset_checks=[c for c in checks if c is not None],
+    )
