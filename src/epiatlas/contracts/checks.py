@@ -43,13 +43,38 @@ def not_null_checks(contract: Contract, is_missing: Callable[[str], str] = _is_n
     ]
 
 
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+
+def _bound(spec: ColumnSpec, value: float) -> str:
+    """A range bound as a SQL literal: whole bounds of integer columns as integers, so the column is compared
+    as it is (a literal like 120.0 would make DuckDB cast every value to DECIMAL first; same result, slower)."""
+    if spec.type in _INTEGER_TYPES and float(value).is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _pattern_failed(col: str, pattern: str) -> str:
+    """SQL: the value does not fully match `pattern` (NULL passes); same truth as NOT regexp_full_match.
+
+    regexp_extract of the anchored pattern returns the whole value when it matches and '' when not. Unlike
+    regexp_full_match, DuckDB evaluates it once per dictionary entry on dictionary-encoded input (codes read
+    from Parquet), instead of once per row. '' itself is ambiguous, so it matches only if the pattern
+    matches '' (a constant, folded when the query is planned).
+    """
+    text = f"CAST({col} AS VARCHAR)"
+    extracted = f"regexp_extract({text}, {literal('^(?:' + pattern + ')$')})"
+    empty_matches = f"regexp_full_match('', {literal(pattern)})"
+    return f"({text} IS NOT NULL AND NOT ({extracted} = {text} AND ({text} <> '' OR {empty_matches})))"
+
+
 def _value_checks_of(spec: ColumnSpec, whole_number_checked: bool) -> list[Check]:
     col = ident(spec.name)
     shown = f"{literal(spec.name + ': ')} || {quoted_value(col)}"
     checks: list[Check] = []
     if spec.min is not None or spec.max is not None:
-        bounds = [f"{col} < {spec.min!r}" if spec.min is not None else None,
-                  f"{col} > {spec.max!r}" if spec.max is not None else None]
+        bounds = [f"{col} < {_bound(spec, spec.min)}" if spec.min is not None else None,
+                  f"{col} > {_bound(spec, spec.max)}" if spec.max is not None else None]
         failed = " OR ".join(b for b in bounds if b)
         checks.append(Check("contract_values", "range", spec.name, f"({failed})",
                             f"{shown} || {literal(' is outside ' + _range_text(spec))}"))
@@ -61,8 +86,7 @@ def _value_checks_of(spec: ColumnSpec, whole_number_checked: bool) -> list[Check
         checks.append(Check("contract_values", "allowed", spec.name, f"CAST({col} AS VARCHAR) NOT IN ({values})",
                             f"{shown} || {literal(' is not one of ' + ', '.join(spec.allowed))}"))
     if spec.pattern is not None:
-        checks.append(Check("contract_values", "pattern", spec.name,
-                            f"NOT regexp_full_match(CAST({col} AS VARCHAR), {literal(spec.pattern)})",
+        checks.append(Check("contract_values", "pattern", spec.name, _pattern_failed(col, spec.pattern),
                             f"{shown} || {literal(' does not match ' + spec.pattern)}"))
     return checks
 

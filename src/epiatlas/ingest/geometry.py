@@ -111,7 +111,7 @@ def read_regions(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig,
     con.unregister(f"{table}_frame")
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(relation)} AS SELECT * FROM {ident(table)}")
     layout = RawLayout(ident(relation), mapping, typed_columns=frozenset(_DERIVED), recode=cfg.recode,
-                       reader_checks=(GEOMETRY_CHECK,))
+                       reader_checks=(GEOMETRY_CHECK,), files=((file.name, len(frame)),))
     return RawSource(layout, len(frame), (table,))
 
 

@@ -130,8 +130,12 @@ def read_tabular(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig,
             f"{', '.join(map(str, files))}: no data rows, only a header (rule: a source needs at least one row)"
         )
     relation = f"__raw_{source}"
-    union = " UNION ALL BY NAME ".join(r.select for r in reads)
+    # Files in (name, path) order: the staged table keeps the relation's order, which is then the order of
+    # (__file, __row_number) that quarantine and duplicate messages use.
+    ordered = sorted(zip(files, reads), key=lambda pair: (pair[0].name, str(pair[0])))
+    union = " UNION ALL BY NAME ".join(r.select for _, r in ordered)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(relation)} AS {union}")
     mapping = {name: col for r in reads for name, col in r.mapping.items()}
-    layout = RawLayout(ident(relation), mapping, typed, cfg.recode, cfg.date_format)
+    layout = RawLayout(ident(relation), mapping, typed, cfg.recode, cfg.date_format,
+                       files=tuple((file.name, r.rows) for file, r in ordered))
     return RawSource(layout, rows_read, temp_tables)
