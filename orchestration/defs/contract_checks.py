@@ -1,35 +1,30 @@
-"""Asset checks generated from a table's contract: one Dagster check per rule kind the contract declares."""
+"""Asset checks generated from a table's contract: one Dagster check per rule kind the contract declares.
+
+They are declared with the asset and evaluated in the asset's own step right after the table is written
+(re-reading the stored Parquet), so a run has no extra step, and no extra process, per table.
+"""
 
 import dagster as dg
 
-from epiatlas.contracts import check_names, evaluate_contract, load_contract
-from orchestration.resources import EpiatlasResource
+from epiatlas.contracts import Contract, check_names, evaluate_contract
+from epiatlas.contracts.checks import referenced_tables
+from epiatlas.warehouse import Warehouse
 
 
-def build_contract_checks(table: str) -> dg.AssetChecksDefinition | None:
-    """Re-check the stored table against `data_contracts/<table>.yaml` (keys, nulls, values, references, rules)."""
-    contract = load_contract(table)
-    names = check_names(contract)
-    if not names:
-        return None
-    refs = sorted({c.references.split(".")[0] for c in contract.columns if c.references} - {table})
+def contract_check_specs(contract: Contract) -> list[dg.AssetCheckSpec]:
+    """One spec per rule kind in `data_contracts/<table>.yaml` (schema, keys, nulls, values, references, rules)."""
+    return [dg.AssetCheckSpec(name, asset=contract.name, description=text) for name, text in check_names(contract).items()]
 
-    @dg.multi_asset_check(
-        name=f"{table}_contract",
-        specs=[dg.AssetCheckSpec(name, asset=table, description=text) for name, text in names.items()],
-        can_subset=True,
-    )
-    def _checks(context: dg.AssetCheckExecutionContext, epiatlas: EpiatlasResource):
-        wanted = {key.name for key in context.selected_asset_check_keys}
-        with epiatlas.warehouse().connect([table, *refs]) as con:
-            for result in evaluate_contract(con, contract, table):
-                if result.check_name in wanted:
-                    yield dg.AssetCheckResult(
-                        asset_key=table,
-                        check_name=result.check_name,
-                        passed=result.passed,
-                        description=result.message,
-                        metadata={"failing_rows": result.failing_rows, "examples": str(result.examples)},
-                    )
 
-    return _checks
+def contract_check_results(warehouse: Warehouse, contract: Contract) -> list[dg.AssetCheckResult]:
+    """Evaluate the stored table against its contract."""
+    with warehouse.connect([contract.name, *referenced_tables(contract)]) as con:
+        return [
+            dg.AssetCheckResult(
+                check_name=result.check_name,
+                passed=result.passed,
+                description=result.message,
+                metadata={"failing_rows": result.failing_rows, "examples": str(result.examples)},
+            )
+            for result in evaluate_contract(con, contract, contract.name)
+        ]

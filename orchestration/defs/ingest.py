@@ -4,9 +4,10 @@ import dagster as dg
 
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import Contract, load_contract
+from epiatlas.contracts.checks import referenced_tables
 from epiatlas.ingest import ingest_source
 from epiatlas.quality import Reconciliation
-from orchestration.defs.contract_checks import build_contract_checks
+from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import table_metadata
 from orchestration.resources import EpiatlasResource
 
@@ -18,8 +19,7 @@ EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"pollutant_stations": ("regions",)}
 
 def ingest_inputs(source: str, contract: Contract) -> tuple[str, ...]:
     """Tables that must be stored before `source` can be validated (foreign keys, spatial joins)."""
-    refs = {c.references.split(".")[0] for c in contract.columns if c.references}
-    return tuple(sorted((refs | set(EXTRA_INPUTS.get(source, ()))) - {source}))
+    return tuple(sorted((set(referenced_tables(contract)) | set(EXTRA_INPUTS.get(source, ()))) - {source}))
 
 
 def build_ingest_asset(source: str) -> dg.AssetsDefinition:
@@ -42,7 +42,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 blocking=True,
                 description="rows read = rows accepted + rows quarantined, and the quarantined share "
                 "is at most quality.max_reject_share",
-            )
+            ),
+            *contract_check_specs(contract),
         ],
     )
     def _ingest(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
@@ -76,7 +77,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                         "reject_share": rec.reject_share,
                         "max_reject_share": rec.max_reject_share,
                     },
-                )
+                ),
+                *contract_check_results(warehouse, contract),
             ],
         )
 
@@ -93,6 +95,7 @@ def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
         description=contract.description,
         deps=sources,
         kinds={"duckdb", "parquet"},
+        check_specs=contract_check_specs(contract),
     )
     def _summary(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
         warehouse = epiatlas.warehouse()
@@ -102,14 +105,14 @@ def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
                 "quarantine_summary",
                 "SELECT source, columns, rules, count(*) AS rows FROM quarantine GROUP BY ALL ORDER BY ALL",
             )
-        return dg.MaterializeResult(metadata=table_metadata(contract, written))
+        return dg.MaterializeResult(
+            metadata=table_metadata(contract, written), check_results=contract_check_results(warehouse, contract)
+        )
 
     return _summary
 
 
 def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
-    """Assets and contract checks for the sources this configuration has."""
+    """Assets (with their checks) for the sources this configuration has."""
     sources = list(cfg.sources.configured())
-    assets = [build_ingest_asset(s) for s in sources] + [build_quarantine_summary(sources)]
-    checks = [build_contract_checks(s) for s in [*sources, "quarantine_summary"]]
-    return dg.Definitions(assets=assets, asset_checks=[c for c in checks if c is not None])
+    return dg.Definitions(assets=[build_ingest_asset(s) for s in sources] + [build_quarantine_summary(sources)])

@@ -9,11 +9,11 @@ import duckdb
 import pandas as pd
 
 from epiatlas.config import EpiatlasConfig
-from epiatlas.contracts import load_contract
+from epiatlas.contracts import Contract, load_contract
 from epiatlas.outcomes.exposure import pollutant_exposure
 from epiatlas.outcomes.region_period import region_period_outcomes, region_period_outcomes_from_counts
 from epiatlas.quality import TableCheck, exposure_checks, region_period_checks
-from orchestration.defs.contract_checks import build_contract_checks
+from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import table_metadata
 from orchestration.resources import EpiatlasResource
 
@@ -49,7 +49,7 @@ class PeriodTable:
 
 
 def _store_partitions(
-    context: dg.AssetExecutionContext, epiatlas: EpiatlasResource, spec: PeriodTable
+    context: dg.AssetExecutionContext, epiatlas: EpiatlasResource, spec: PeriodTable, contract: Contract
 ) -> dg.MaterializeResult:
     """Compute the selected periods in one pass, write one Parquet partition per period, report checks."""
     cfg = epiatlas.settings()
@@ -64,7 +64,7 @@ def _store_partitions(
     extra = {k: str(v) for k, v in frame.attrs.get("metadata", {}).items()}
     return dg.MaterializeResult(
         metadata={
-            **table_metadata(load_contract(spec.table), *written),
+            **table_metadata(contract, *written),
             "periods": ", ".join(map(str, periods)),
             **extra,
         },
@@ -73,7 +73,8 @@ def _store_partitions(
                 check_name=v.name, passed=v.passed, description=v.message, metadata={"failing_rows": v.failing_rows}
             )
             for v in spec.checks(frame, region_ids, periods)
-        ],
+        ]
+        + contract_check_results(warehouse, contract),
     )
 
 
@@ -91,12 +92,12 @@ def build_period_asset(spec: PeriodTable, partitions: dg.PartitionsDefinition) -
         kinds={"duckdb", "parquet"},
         tags={"privacy": contract.privacy},
         check_specs=[
-            dg.AssetCheckSpec(name, asset=spec.table, description=text)
-            for name, text in spec.check_descriptions.items()
+            *(dg.AssetCheckSpec(name, asset=spec.table, description=text) for name, text in spec.check_descriptions.items()),
+            *contract_check_specs(contract),
         ],
     )
     def _asset(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
-        return _store_partitions(context, epiatlas, spec)
+        return _store_partitions(context, epiatlas, spec, contract)
 
     return _asset
 
@@ -141,9 +142,4 @@ def period_tables(cfg: EpiatlasConfig) -> list[PeriodTable]:
 def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """Partitioned outcome assets for this configuration."""
     partitions = dg.StaticPartitionsDefinition(cfg.periods.keys)
-    tables = period_tables(cfg)
-    checks = [build_contract_checks(spec.table) for spec in tables]
-    return dg.Definitions(
-        assets=[build_period_asset(spec, partitions) for spec in tables],
-        asset_checks=[c for c in checks if c is not None],
-    )
+    return dg.Definitions(assets=[build_period_asset(spec, partitions) for spec in period_tables(cfg)])
