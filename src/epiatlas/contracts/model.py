@@ -20,7 +20,8 @@ def canonical_type(type_name: str) -> str | None:
     if not _TYPE_SYNTAX.match(type_name):
         return None
     try:
-        row = duckdb.connect().execute(f"SELECT typeof(CAST(NULL AS {type_name}))").fetchone()
+        with duckdb.connect() as con:
+            row = con.execute(f"SELECT typeof(CAST(NULL AS {type_name}))").fetchone()
     except duckdb.Error:
         return None
     return row[0] if row else None
