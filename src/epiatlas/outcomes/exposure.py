@@ -18,6 +18,7 @@ import pandas as pd
 from pyproj import CRS
 
 from epiatlas.config import ExposureConfig
+from epiatlas.outcomes.exact import EXACT_MEASURE
 from epiatlas.outcomes.periods import checked_periods, date_in_periods_sql, days_in_year
 from epiatlas.outcomes.station_assignment import (
     ASSIGNMENT_COLUMNS,
@@ -122,21 +123,23 @@ def _exposure_sql(period: int) -> str:
     """SQL for one year: station daily means -> weighted regional daily series -> summaries on the grid.
 
     Grid rows (region x period x pollutant) are keyed by an integer `cell` so the large daily aggregation
-    groups on two integers instead of strings.
+    groups on two integers instead of strings. Sums and means are taken in fixed-point (`EXACT`), so
+    parallel aggregation gives bit-identical tables run after run.
     """
     return f"""
         WITH daily AS (
-            SELECT station_id, pollutant, date, year(date)::INTEGER AS period, avg(value) AS value
+            SELECT station_id, pollutant, date, year(date)::INTEGER AS period, avg(value::{EXACT_MEASURE})::DOUBLE AS value
             FROM pollutant_readings
             WHERE value IS NOT NULL AND {date_in_periods_sql("date", [period])}
             GROUP BY station_id, pollutant, date
         ), region_daily AS (
-            SELECT a.cell, d.date, sum(a.weight * d.value) / sum(a.weight) AS value
-            FROM {ASSIGNMENT_TABLE} a
-            JOIN daily d ON d.station_id = a.station_id AND d.pollutant = a.pollutant AND d.period = a.period
-            GROUP BY a.cell, d.date
+            SELECT cell, date, (sum(weighted::{EXACT_MEASURE}) / sum(weight::{EXACT_MEASURE}))::DOUBLE AS value
+            FROM (SELECT a.cell, d.date, a.weight, a.weight * d.value AS weighted
+                  FROM {ASSIGNMENT_TABLE} a
+                  JOIN daily d ON d.station_id = a.station_id AND d.pollutant = a.pollutant AND d.period = a.period)
+            GROUP BY cell, date
         ), yearly AS (
-            SELECT r.cell, avg(r.value) AS mean, count_if(r.value > g.guideline) AS exceedance_days,
+            SELECT r.cell, avg(r.value::{EXACT_MEASURE})::DOUBLE AS mean, count_if(r.value > g.guideline) AS exceedance_days,
                    count(*) AS days_with_data
             FROM region_daily r JOIN {GRID_TABLE} g USING (cell)
             GROUP BY r.cell

@@ -11,6 +11,7 @@ import pandas as pd
 from epiatlas.config import OutcomesConfig
 from epiatlas.outcomes.age_groups import MAX_LOOKUP_AGE, register_age_lookup
 from epiatlas.outcomes.case_definitions import case_predicate_sql
+from epiatlas.outcomes.exact import EXACT
 from epiatlas.outcomes.errors import MissingPeriodError, MissingPopulationError
 from epiatlas.outcomes.intervals import fay_feuer_ci, poisson_exact_ci
 from epiatlas.outcomes.periods import checked_periods, date_in_periods_sql
@@ -131,7 +132,7 @@ def _counts_totals_sql(counts_sql: str) -> str:
         WITH counts AS (
             SELECT c.region_id, c.period, sum(c.cases) AS cases, sum(c.deaths) AS deaths,
                    sum(c.severe_cases) AS severe_cases, sum(c.population) AS population,
-                   sum(c.expected_cases) AS expected_cases
+                   sum(c.expected_cases::{EXACT})::DOUBLE AS expected_cases
             FROM ({counts_sql}) c WHERE c.region_id IN (SELECT region_id FROM regions)
             GROUP BY ALL
         ), rates AS (

@@ -7,6 +7,7 @@ import pandas as pd
 
 from epiatlas.config import ReferencePopulationConfig
 from epiatlas.outcomes.age_groups import census_age_groups
+from epiatlas.outcomes.exact import EXACT
 from epiatlas.outcomes.errors import AgeGroupError, MissingPopulationError, ReferencePopulationError
 from epiatlas.outcomes.temp_tables import create_temp_table
 
@@ -101,7 +102,8 @@ def standardised_totals_sql(reference: pd.DataFrame) -> str:
     """SQL over the strata table: per region x period totals, expected cases and direct-standardisation sums.
 
     Expected = sum over strata of population x the period's all-region stratum rate (indirect method), so
-    expected sums to observed within each period. The direct rate is sum(w c / n) with its variance
+    expected sums to observed within each period. Floating-point sums are taken in fixed point (`EXACT`), so
+    parallel aggregation gives bit-identical results run after run. The direct rate is sum(w c / n) with its variance
     sum(w^2 c / n^2) and max(w / n) for the Fay-Feuer interval; strata with n = 0 and c = 0 add nothing,
     a stratum with cases but n = 0 leaves the rate undefined (NULL).
     """
@@ -118,18 +120,23 @@ def standardised_totals_sql(reference: pd.DataFrame) -> str:
             SELECT period, age_group, sex, sum(cases) / nullif(sum(population), 0) AS rate
             FROM {STRATA_TABLE} GROUP BY ALL
         ), totals AS (
-            SELECT s.region_id, s.period, sum(s.cases) AS cases, sum(s.deaths) AS deaths,
-                   sum(s.severe_cases) AS severe_cases, sum(s.population) AS population,
-                   sum(s.population * coalesce(r.rate, 0)) AS expected_cases
-            FROM {STRATA_TABLE} s JOIN stratum_rates r USING (period, age_group, sex)
+            SELECT region_id, period, sum(cases) AS cases, sum(deaths) AS deaths,
+                   sum(severe_cases) AS severe_cases, sum(population) AS population,
+                   sum(expected::{EXACT})::DOUBLE AS expected_cases
+            FROM (SELECT s.*, s.population * coalesce(r.rate, 0) AS expected
+                  FROM {STRATA_TABLE} s JOIN stratum_rates r USING (period, age_group, sex))
             GROUP BY ALL
         ), direct_strata AS ({direct_strata}
         ), direct AS (
-            SELECT d.region_id, d.period,
-                   CASE WHEN NOT bool_or(d.n = 0 AND d.c > 0) THEN sum(w.weight * d.c / nullif(d.n, 0)) END AS std_rate,
-                   sum(w.weight ** 2 * d.c / nullif(d.n, 0) ** 2) AS std_variance,
-                   max(w.weight / nullif(d.n, 0)) AS std_max_weight
-            FROM direct_strata d JOIN {REFERENCE_TABLE} w USING ({keys})
+            SELECT region_id, period,
+                   CASE WHEN NOT bool_or(undefined) THEN sum(rate_term::{EXACT})::DOUBLE END AS std_rate,
+                   sum(variance_term::{EXACT})::DOUBLE AS std_variance,
+                   max(weight_per_person) AS std_max_weight
+            FROM (SELECT d.region_id, d.period, d.n = 0 AND d.c > 0 AS undefined,
+                         w.weight * d.c / nullif(d.n, 0) AS rate_term,
+                         w.weight ** 2 * d.c / nullif(d.n, 0) ** 2 AS variance_term,
+                         w.weight / nullif(d.n, 0) AS weight_per_person
+                  FROM direct_strata d JOIN {REFERENCE_TABLE} w USING ({keys}))
             GROUP BY ALL
         )
         SELECT t.*, d.std_rate, d.std_variance, d.std_max_weight
