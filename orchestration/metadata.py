@@ -11,21 +11,19 @@ from epiatlas.warehouse import WrittenTable
 
 
 def table_metadata(contract: Contract, *written: WrittenTable) -> dict[str, Any]:
-    """Row count (summed over partitions written), column schema with descriptions and units, location."""
-    described = {c.name: c for c in contract.columns}
+    """Row count (summed over partitions written), the contract's columns with stored types and units, location."""
+    types = dict(written[0].schema)
     columns = [
         dg.TableColumn(
-            name=name,
-            type=dtype,
-            description=(described[name].description + (f" [{described[name].unit}]" if described[name].unit else ""))
-            if name in described
-            else None,
+            name=c.name,
+            type=types.get(c.name, c.type),
+            description=c.description + (f" [{c.unit}]" if c.unit else ""),
         )
-        for name, dtype in written[0].schema
+        for c in contract.columns
     ]
     return {
         "dagster/row_count": sum(w.rows for w in written),
         "dagster/column_schema": dg.TableSchema(columns=columns),
-        "location": dg.MetadataValue.path(str(written[0].path.parent)),
+        "location": dg.MetadataValue.path(str(written[0].table_dir)),
         "privacy": contract.privacy,
     }

@@ -52,7 +52,9 @@ def test_canonical_columns_match_the_design(name: str) -> None:
 
 def test_privacy_and_optional_columns() -> None:
     contracts = load_contracts()
-    assert {n for n in MINE if contracts[n].privacy == "private"} == {"hospitalizations", "quarantine"}
+    assert {n for n in MINE if contracts[n].privacy == "private"} == {
+        "hospitalizations", "hospitalization_counts", "quarantine"
+    }, "record-level data and unsuppressed small counts are never published as they are"
     indicators = load_contract("socioeconomic_indicators").columns[2:]
     assert len(indicators) == 12 and all(c.optional and c.unit == "percent" and c.max == 100 for c in indicators)
     assert load_contract("hospitalizations").column("icu").optional

@@ -15,7 +15,7 @@ from epiatlas.outcomes import region_period_outcomes_from_counts
 VIEW = Path(__file__).resolve().parents[1] / "sql" / "views" / "region_period_outcomes.sql"
 BLANKED_WHEN_SUPPRESSED = [
     "cases", "deaths", "severe_cases", "shr", "shr_lower", "shr_upper", "crude_rate", "crude_rate_lower",
-    "crude_rate_upper", "std_rate", "std_rate_lower", "std_rate_upper",
+    "crude_rate_upper", "std_rate", "std_rate_lower", "std_rate_upper", "expected_cases",
 ]  # fmt: skip
 
 

@@ -69,6 +69,8 @@ def test_publish_exposes_public_tables_and_templated_views_only(tmp_path: Path) 
     with wh.read_catalog() as cat:
         names = {r[0] for r in cat.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         assert "secret" not in names
+        definitions = " ".join(r[0] for r in cat.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall())
+        assert "numbers" in definitions and "secret" not in definitions, "private file paths stay out of the catalog"
         assert cat.execute("SELECT n FROM secret_counts").fetchone()[0] == 10
         assert [r[0] for r in cat.execute("DESCRIBE numbers").fetchall()] == ["grp", "id"]
         assert cat.execute("SELECT name FROM catalog_info").fetchone()[0] == "test"
@@ -89,3 +91,12 @@ def test_reader_holding_old_catalog_does_not_block_republish(tmp_path: Path) -> 
         reader.close()
     with wh.read_catalog() as fresh:
         assert fresh.execute("SELECT version FROM catalog_info").fetchone()[0] == "2"
+
+
+def test_partitions_outside_the_configured_keys_are_dropped(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path)
+    _write_demo_tables(wh)
+    assert wh.drop_partitions_except("by_period", ["2021"]) == ["period=2020"]
+    with wh.connect(["by_period"]) as con:
+        assert con.execute("SELECT DISTINCT period FROM by_period").fetchall() == [(2021,)]
+    assert wh.drop_partitions_except("numbers", []) == [], "unpartitioned tables are left alone"

@@ -24,7 +24,9 @@ def contract_check_results(warehouse: Warehouse, contract: Contract) -> list[dg.
                 check_name=result.check_name,
                 passed=result.passed,
                 description=result.message,
-                metadata={"failing_rows": result.failing_rows, "examples": str(result.examples)},
+                # Examples name keys; for a private table (record ids) they stay out of the UI.
+                metadata={"failing_rows": result.failing_rows}
+                | ({"examples": str(result.examples)} if contract.privacy == "public" else {}),
             )
             for result in evaluate_contract(con, contract, contract.name)
         ]

@@ -6,6 +6,7 @@ from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.checks import referenced_tables
 from epiatlas.ingest import ingest_source
+from epiatlas.publish import warehouse_for
 from epiatlas.quality import Reconciliation
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import table_metadata
@@ -48,7 +49,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
     )
     def _ingest(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
         cfg = epiatlas.settings()
-        warehouse = epiatlas.warehouse()
+        warehouse = warehouse_for(cfg)
         with warehouse.connect(inputs) as con:
             result = ingest_source(con, source, getattr(cfg.sources, source), contract)
             written = warehouse.write_table(con, source, f"SELECT * FROM {result.accepted_table}")
@@ -99,6 +100,7 @@ def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
     )
     def _summary(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
         warehouse = epiatlas.warehouse()
+        warehouse.drop_partitions_except("quarantine", sources)  # sources no longer configured
         with warehouse.connect(["quarantine"]) as con:
             written = warehouse.write_table(
                 con,

@@ -12,6 +12,7 @@ from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.outcomes.exposure import pollutant_exposure
 from epiatlas.outcomes.region_period import region_period_outcomes, region_period_outcomes_from_counts
+from epiatlas.publish import warehouse_for
 from epiatlas.quality import TableCheck, exposure_checks, region_period_checks
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import table_metadata
@@ -53,7 +54,7 @@ def _store_partitions(
 ) -> dg.MaterializeResult:
     """Compute the selected periods in one pass, write one Parquet partition per period, report checks."""
     cfg = epiatlas.settings()
-    warehouse = epiatlas.warehouse()
+    warehouse = warehouse_for(cfg)
     periods = sorted(int(k) for k in context.partition_keys)
     with warehouse.connect(spec.inputs) as con:
         frame = spec.compute(cfg, con, periods)
@@ -61,11 +62,13 @@ def _store_partitions(
     written = [
         warehouse.write_frame(spec.table, frame[frame["period"] == p], partition=("period", str(p))) for p in periods
     ]
+    dropped = warehouse.drop_partitions_except(spec.table, cfg.periods.keys)
     extra = {k: str(v) for k, v in frame.attrs.get("metadata", {}).items()}
     return dg.MaterializeResult(
         metadata={
             **table_metadata(contract, *written),
             "periods": ", ".join(map(str, periods)),
+            "dropped_partitions": ", ".join(dropped) or "none",
             **extra,
         },
         check_results=[

@@ -1,7 +1,9 @@
 -- Published form of the private table region_period_outcomes: small cells are blanked (NULL).
 -- Rows with 0 < cases < suppression_threshold (suppressed) lose every count, ratio and rate; deaths and
 -- severe_cases between 1 and suppression_threshold - 1 are blanked on any row. True zeros stay visible.
--- population and expected_cases are not disclosive on their own and stay visible.
+-- expected_cases is blanked on suppressed rows too: expected sums to observed within each period, so
+-- visible expected counts would give back the suppressed total by subtraction. population stays visible
+-- (it is the public census).
 SELECT
     region_id,
     period,
@@ -10,7 +12,7 @@ SELECT
     CASE WHEN NOT suppressed AND NOT (severe_cases > 0 AND severe_cases < suppression_threshold)
          THEN severe_cases END AS severe_cases,
     population,
-    expected_cases,
+    CASE WHEN NOT suppressed THEN expected_cases END AS expected_cases,
     CASE WHEN NOT suppressed THEN shr END AS shr,
     CASE WHEN NOT suppressed THEN shr_lower END AS shr_lower,
     CASE WHEN NOT suppressed THEN shr_upper END AS shr_upper,

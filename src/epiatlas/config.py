@@ -102,14 +102,6 @@ class WarehouseConfig(_Strict):
     root: Path = Path("warehouse")
     catalog_name: str = "catalog.duckdb"
 
-    @property
-    def tables_dir(self) -> Path:
-        return self.root / "tables"
-
-    @property
-    def catalog_path(self) -> Path:
-        return self.root / self.catalog_name
-
 
 class PeriodsConfig(_Strict):
     """Analysis periods: calendar years of admission, inclusive."""

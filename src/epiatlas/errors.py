@@ -35,10 +35,6 @@ class SchemaMismatchError(SourceError):
     """Required columns are missing, or unexpected columns are present."""
 
 
-class ColumnTypeError(SourceError):
-    """A column cannot be read as its contract type at all."""
-
-
 class GeometryError(SourceError):
     """Wrong or missing CRS, or unusable geometry in a boundary file."""
 

@@ -4,8 +4,8 @@ Each table lives under `<root>/tables/<name>/`, unpartitioned (`data.parquet`) o
 (`<column>=<key>/data.parquet`, the partition column kept out of the file as Hive layouts do).
 Writers produce a temporary file in the target folder and rename it into place, so concurrent
 writers never share a DuckDB file and readers never see half a table. The published catalog is a
-DuckDB file of views over the public tables, rebuilt under a temporary name and swapped in with
-`os.replace`: readers holding the old catalog open keep working, new readers see the new one.
+DuckDB file of views over the public tables plus the materialized results of the `sql/views` templates,
+rebuilt under a temporary name and swapped in with `os.replace`: readers holding the old catalog open keep working, new readers see the new one.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,6 +38,11 @@ class WrittenTable:
     path: Path
     rows: int
     schema: tuple[tuple[str, str], ...]
+
+    @property
+    def table_dir(self) -> Path:
+        """The table's folder (the partition folder's parent for partitioned tables)."""
+        return self.path.parent.parent if "=" in self.path.parent.name else self.path.parent
 
 
 @dataclass(frozen=True)
@@ -156,6 +162,17 @@ class Warehouse:
         schema = con.execute(f"DESCRIBE SELECT * FROM read_parquet({_sql_str(str(target))})").fetchall()
         return WrittenTable(table, target, int(rows), tuple((r[0], r[1]) for r in schema))
 
+    def drop_partitions_except(self, table: str, keep: Iterable[str]) -> list[str]:
+        """Remove partitions whose key is not in `keep` (periods or sources no longer configured)."""
+        part = self.partitioning(table)
+        if part is None:
+            return []
+        keep = set(keep)
+        stale = [d for d in sorted(self.table_dir(table).glob(f"{part[0]}=*")) if d.name.split("=", 1)[1] not in keep]
+        for folder in stale:
+            shutil.rmtree(folder)
+        return [d.name for d in stale]
+
     def write_frame(self, table: str, frame: object, partition: tuple[str, str] | None = None) -> WrittenTable:
         """Write a pandas DataFrame or Arrow table (small, already computed) like `write_table`."""
         with self.connect(()) as con:
@@ -190,8 +207,9 @@ class Warehouse:
         """Build the catalog under a temporary name and swap it in.
 
         `public_tables` maps a public table to its column order (from its contract);
-        `view_templates` maps a view name to SQL in which `{{ table }}` stands for that stored table
-        (private tables included: the template decides what of them is shown);
+        `view_templates` maps a name to SQL in which `{{ table }}` stands for that stored table (private
+        tables included: the template decides what of them is shown); its result is stored in the catalog
+        as a table, so the catalog never reveals where private files live;
         `info` becomes the one-row `catalog_info` table.
         """
         self.root.mkdir(parents=True, exist_ok=True)
@@ -209,7 +227,8 @@ class Warehouse:
                     skipped.append(view)
                     continue
                 sql = _TEMPLATE_REF.sub(lambda m: self.scan_sql(m.group(1)), template).strip().rstrip(";")
-                con.execute(f"CREATE OR REPLACE VIEW {_check_ident(view)} AS {sql}")
+                # Materialized, not a view: a view would show analysts the path of private files.
+                con.execute(f"CREATE OR REPLACE TABLE {_check_ident(view)} AS {sql}")
                 views.append(view)
             cols = ", ".join(f"{_sql_str(v)} AS {_check_ident(k)}" for k, v in info.items())
             con.execute(f"CREATE TABLE catalog_info AS SELECT {cols}")

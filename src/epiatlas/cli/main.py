@@ -77,6 +77,8 @@ def query(
     file: Path = typer.Option(None, "--file", "-f", help="read the SQL from this file instead"),
 ) -> None:
     """Run read-only SQL (argument or --file) against the published catalog and print the result."""
+    import duckdb
+
     from epiatlas.config import load_config
     from epiatlas.publish import warehouse_for
 
@@ -88,6 +90,8 @@ def query(
             typer.echo(con.sql(text).df().to_string(index=False))
     except EpiatlasError as exc:
         _fail(exc)
+    except duckdb.Error as exc:
+        _fail(EpiatlasError(f"query {'in ' + str(file) if file else ''} failed: {exc}"))
 
 
 @app.command("contracts-docs")

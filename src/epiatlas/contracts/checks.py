@@ -43,13 +43,15 @@ def not_null_checks(contract: Contract, is_missing: Callable[[str], str] = _is_n
     ]
 
 
-_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+INTEGER_TYPES = frozenset(
+    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+)
 
 
 def _bound(spec: ColumnSpec, value: float) -> str:
     """A range bound as a SQL literal: whole bounds of integer columns as integers, so the column is compared
     as it is (a literal like 120.0 would make DuckDB cast every value to DECIMAL first; same result, slower)."""
-    if spec.type in _INTEGER_TYPES and float(value).is_integer():
+    if spec.type in INTEGER_TYPES and float(value).is_integer():
         return str(int(value))
     return repr(value)
 

@@ -16,11 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from epiatlas.contracts.checks import Check, foreign_key_checks, not_null_checks, row_rule_checks, value_checks
+from epiatlas.contracts.checks import (
+    INTEGER_TYPES,
+    Check,
+    foreign_key_checks,
+    not_null_checks,
+    row_rule_checks,
+    value_checks,
+)
 from epiatlas.contracts.model import ColumnSpec, Contract
 from epiatlas.contracts.sql import ident, idents, literal, quoted_value
 
-_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
 _TRANSFORMS = {
     "upper": "upper({})",
     "lower": "lower({})",
@@ -83,7 +89,7 @@ def _cleaned_text(spec: ColumnSpec, layout: RawLayout) -> str:
 def _typed(spec: ColumnSpec, layout: RawLayout) -> str:
     """The text of a column cast to its contract type; NULL when it cannot be."""
     text = _text(spec.name)
-    if spec.type in _INTEGER_TYPES:
+    if spec.type in INTEGER_TYPES:
         number = f"try_cast({text} AS DOUBLE)"
         return f"CASE WHEN {number} = trunc({number}) THEN try_cast({number} AS {spec.type}) END"
     if spec.type == "DATE" and layout.date_format:
@@ -137,7 +143,7 @@ def _type_checks(contract: Contract, layout: RawLayout) -> list[Check]:
             continue  # the cleaned text is the value: nothing to cast, nothing can fail
         shown = f"{literal(c.name + ': ')} || {quoted_value(_text(c.name))}"
         number = f"try_cast({_text(c.name)} AS DOUBLE)"
-        if c.type in _INTEGER_TYPES:
+        if c.type in INTEGER_TYPES:
             checks.append(Check("contract_values", "integer", c.name, f"{number} <> trunc({number})",
                                 f"{shown} || ' is not a whole number'"))
             whole = f"{number} IS NOT DISTINCT FROM trunc({number})"
@@ -156,7 +162,7 @@ def _missing_in(contract: Contract, layout: RawLayout) -> Callable[[str], str]:
 
 def ingest_checks(contract: Contract, layout: RawLayout, foreign_keys: bool = True) -> list[Check]:
     """Every per-row check of a contract in ingest order (without the primary key; `foreign_keys`: with them)."""
-    integer_texts = frozenset(c.name for c in _text_columns(contract, layout) if c.type in _INTEGER_TYPES)
+    integer_texts = frozenset(c.name for c in _text_columns(contract, layout) if c.type in INTEGER_TYPES)
     return [
         *not_null_checks(contract, _missing_in(contract, layout)),
         *_type_checks(contract, layout),
