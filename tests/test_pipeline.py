@@ -219,7 +219,7 @@ def test_ingest_group_materializes_in_process_against_a_real_warehouse(small_dem
 
 
 def test_aggregated_counts_without_records_run_end_to_end(small_demo: Path, tmp_path: Path) -> None:
-    """Users who only have counts per region and year (with population) get the same outcome table."""
+    """Users who only have counts per region and year (with population) get region_period_outcomes too."""
     cfg = load_config(small_demo)
     counts = tmp_path / "counts.csv"
     duckdb.sql(
