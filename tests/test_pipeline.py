@@ -18,6 +18,8 @@ from epiatlas.config import SourceConfig, dump_config, load_config
 from epiatlas.publish import warehouse_for
 from epiatlas.resources import resource_dir
 from orchestration.definitions import build_definitions
+from orchestration.defs.publish import publish_catalog_on_success
+from orchestration.resources import EpiatlasResource
 from orchestration.runner import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -256,3 +258,26 @@ def test_aggregated_counts_without_records_run_end_to_end(small_demo: Path, tmp_
         ).fetchone()
     assert total > 0 and abs(total - expected) < 1e-6 * total
     assert std == 0, "no age strata in aggregated input: no directly standardised rate is invented"
+
+
+def test_publish_sensor_republishes_the_catalog_after_a_successful_run(small_demo: Path, tmp_path: Path) -> None:
+    cfg = load_config(small_demo)
+    moved = cfg.model_copy(update={"warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})})
+    config = tmp_path / "config.yaml"
+    dump_config(moved, config)
+    defs = build_definitions(config)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
+        assert not warehouse_for(moved).catalog_path.exists(), "nothing published before the sensor runs"
+        events = [r.dagster_event for r in instance.all_logs(result.run_id) if r.dagster_event]
+        success = next(e for e in events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
+        context = dg.build_run_status_sensor_context(
+            sensor_name="publish_catalog_on_success",
+            dagster_event=success,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            resources={"epiatlas": EpiatlasResource(config_path=str(config))},
+        )
+        publish_catalog_on_success(context)
+    with warehouse_for(moved).read_catalog() as cat:
+        assert cat.execute("SELECT count(*) FROM census").fetchone()[0] > 0
