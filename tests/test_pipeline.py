@@ -200,11 +200,17 @@ def test_cli_reports_bad_config_clearly(tmp_path: Path) -> None:
     assert "periods.end (2019) is before periods.start (2020)" in result.output
 
 
-def test_ingest_group_materializes_in_process_against_a_real_warehouse(small_demo: Path, tmp_path: Path) -> None:
+def _with_own_warehouse(small_demo: Path, tmp_path: Path) -> Path:
+    """The demo's config, writing to a warehouse of its own under tmp_path."""
     cfg = load_config(small_demo)
     moved = cfg.model_copy(update={"warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})})
     config = tmp_path / "config.yaml"
     dump_config(moved, config)
+    return config
+
+
+def test_ingest_group_materializes_in_process_against_a_real_warehouse(small_demo: Path, tmp_path: Path) -> None:
+    config = _with_own_warehouse(small_demo, tmp_path)
     defs = build_definitions(config)
     job = defs.resolve_job_def("ingest_job")
     with dg.DagsterInstance.ephemeral() as instance:
@@ -261,10 +267,8 @@ def test_aggregated_counts_without_records_run_end_to_end(small_demo: Path, tmp_
 
 
 def test_publish_sensor_republishes_the_catalog_after_a_successful_run(small_demo: Path, tmp_path: Path) -> None:
-    cfg = load_config(small_demo)
-    moved = cfg.model_copy(update={"warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})})
-    config = tmp_path / "config.yaml"
-    dump_config(moved, config)
+    config = _with_own_warehouse(small_demo, tmp_path)
+    moved = load_config(config)
     defs = build_definitions(config)
     with dg.DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
