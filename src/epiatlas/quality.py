@@ -7,6 +7,11 @@ from dataclasses import dataclass
 import pandas as pd
 
 
+def reject_share(rows_quarantined: int, rows_read: int) -> float:
+    """Share of the rows read that went to quarantine (0 for an empty read)."""
+    return rows_quarantined / rows_read if rows_read else 0.0
+
+
 @dataclass(frozen=True)
 class Reconciliation:
     """Rows read versus rows stored, and whether the reject share is acceptable."""
@@ -19,7 +24,7 @@ class Reconciliation:
 
     @property
     def reject_share(self) -> float:
-        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+        return reject_share(self.rows_quarantined, self.rows_read)
 
     @property
     def balanced(self) -> bool:

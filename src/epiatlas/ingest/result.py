@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from epiatlas.quality import reject_share
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -20,4 +22,4 @@ class IngestResult:
     @property
     def reject_share(self) -> float:
         """Share of the rows read that went to quarantine (0 for an empty read)."""
-        return self.rows_quarantined / self.rows_read if self.rows_read else 0.0
+        return reject_share(self.rows_quarantined, self.rows_read)
