@@ -49,3 +49,7 @@ class SourceParseError(SourceError):
 
 class ReconciliationError(EpiatlasError):
     """Rows read from a file do not equal rows accepted plus rows quarantined (a bug, never a data problem)."""
+
+
+class ModelError(EpiatlasError):
+    """A model cannot be fit on the data given (degenerate input, too few groups, unknown covariate)."""

@@ -1,0 +1,1 @@
+"""Count models of hospitalization burden: penalized GLMs (glum, statsmodels) and LightGBM with SHAP."""
