@@ -53,3 +53,7 @@ class ReconciliationError(EpiatlasError):
 
 class ModelError(EpiatlasError):
     """A model cannot be fit on the data given (degenerate input, too few groups, unknown covariate)."""
+
+
+class WarehouseLockedError(WarehouseError):
+    """Another run holds the warehouse lock; the message names the holder and how to clear a stale lock."""
