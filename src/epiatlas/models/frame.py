@@ -1,0 +1,58 @@
+"""The modelling table: one row per region x period with outcomes, offsets and every candidate covariate.
+
+Exposures arrive long (one row per pollutant) and indices long (one row per index); both are pivoted to one
+column each (`pm25`, `index_<name>`). User covariates without a period apply to every period.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from epiatlas.errors import ModelError
+
+OUTCOME_COLUMNS = ["region_id", "period", "cases", "deaths", "severe_cases", "population", "expected_cases"]
+
+
+def exposure_columns(exposure: pd.DataFrame) -> pd.DataFrame:
+    """Annual mean concentration per pollutant as columns named after the pollutant in lower case (`pm25`)."""
+    wide = exposure.pivot(index=["region_id", "period"], columns="pollutant", values="mean")
+    wide.columns = [str(c).lower() for c in wide.columns]
+    return wide.reset_index()
+
+
+def index_columns(indices: pd.DataFrame) -> pd.DataFrame:
+    """Index scores as columns `index_<name>`."""
+    wide = indices.pivot(index=["region_id", "period"], columns="index", values="score")
+    wide.columns = [f"index_{c}" for c in wide.columns]
+    return wide.reset_index()
+
+
+def model_frame(
+    outcomes: pd.DataFrame,
+    regions: pd.DataFrame,
+    exposure: pd.DataFrame | None = None,
+    indices: pd.DataFrame | None = None,
+    covariates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Join outcomes with the parent region and every covariate source; rows are never dropped here.
+
+    Missing covariates stay NULL (NaN) so the model step can count and report the rows it drops.
+    """
+    missing = [c for c in OUTCOME_COLUMNS if c not in outcomes.columns]
+    if missing:
+        raise ModelError(f"the outcomes table lacks columns {missing}; materialize region_period_outcomes first")
+    frame = outcomes[OUTCOME_COLUMNS].merge(regions[["region_id", "parent_id"]], on="region_id", how="left")
+    keys = ["region_id", "period"]
+    for extra in (
+        exposure_columns(exposure) if exposure is not None and len(exposure) else None,
+        index_columns(indices) if indices is not None and len(indices) else None,
+    ):
+        if extra is not None:
+            frame = frame.merge(extra, on=keys, how="left")
+    if covariates is not None and len(covariates):
+        on = keys if "period" in covariates.columns else ["region_id"]
+        clash = sorted((set(covariates.columns) - set(on)) & set(frame.columns))
+        if clash:
+            raise ModelError(f"user covariates {clash} clash with built-in columns; rename them in the config")
+        frame = frame.merge(covariates, on=on, how="left")
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
