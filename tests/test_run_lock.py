@@ -1,0 +1,71 @@
+"""One run per warehouse: the lock names its holder, a dead holder's lock is taken over, a live one is not."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from epiatlas.errors import WarehouseLockedError
+from epiatlas.warehouse_lock import LOCK_FILE, WarehouseLock, pid_alive, recorded_holder
+
+HOLD = "import sys, time; from epiatlas.warehouse_lock import WarehouseLock; l = WarehouseLock(sys.argv[1]); l.acquire(); print('held', flush=True); time.sleep(60)"
+
+
+@pytest.fixture()
+def holder_process(tmp_path: Path):
+    """Another process holding the lock on tmp_path."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_second_run_fails_at_once_naming_the_holder_and_the_fix(tmp_path: Path, holder_process) -> None:
+    with pytest.raises(WarehouseLockedError) as err:
+        WarehouseLock(tmp_path).acquire()
+    message = str(err.value)
+    holder = recorded_holder(tmp_path)
+    assert holder is not None and holder.pid == holder_process.pid
+    assert f"pid {holder_process.pid} on host {socket.gethostname()}, started {holder.started_at}" in message
+    assert f"delete {tmp_path / LOCK_FILE}" in message
+
+
+def test_lock_of_a_killed_run_is_taken_over_with_a_log_line(tmp_path: Path, holder_process, caplog) -> None:
+    dead_pid = holder_process.pid
+    holder_process.kill()
+    holder_process.wait()
+    assert not pid_alive(dead_pid)
+    caplog.set_level(logging.WARNING, logger="epiatlas.warehouse_lock")
+    with WarehouseLock(tmp_path) as lock:
+        assert lock.holder is not None and recorded_holder(tmp_path) == lock.holder
+    assert f"taking over the stale lock on {tmp_path} left by pid {dead_pid}" in caplog.text
+
+
+def test_record_of_a_live_process_is_not_taken_over(tmp_path: Path) -> None:
+    """A lock file naming a running process (lock not held: e.g. a reused pid) needs a person to decide."""
+    record = {"pid": 1, "host": socket.gethostname(), "started_at": "2026-01-01T00:00:00+00:00", "token": "x"}
+    (tmp_path / LOCK_FILE).write_text(json.dumps(record))
+    with pytest.raises(WarehouseLockedError, match=f"pid 1 on host .* delete {tmp_path / LOCK_FILE}"):
+        WarehouseLock(tmp_path).acquire()
+    (tmp_path / LOCK_FILE).unlink()
+    with WarehouseLock(tmp_path):
+        pass
+
+
+def test_release_clears_the_record_and_the_lock_is_reusable(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="epiatlas.warehouse_lock")
+    with WarehouseLock(tmp_path) as first:
+        with pytest.raises(WarehouseLockedError, match=re.escape(first.holder.describe())):
+            WarehouseLock(tmp_path).acquire()
+    assert recorded_holder(tmp_path) is None
+    with WarehouseLock(tmp_path):
+        pass
+    assert "stale" not in caplog.text
