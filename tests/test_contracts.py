@@ -31,7 +31,7 @@ CANONICAL = {
                                "expected_cases"],
     "pollutant_stations": ["station_id", "name", "lon", "lat", "region_id"],
     "pollutant_readings": ["station_id", "date", "pollutant", "value", "unit"],
-    "quarantine": ["source", "file", "row_number", "columns", "rules", "message", "raw_values"],
+    "quarantine": ["source", "file", "row_number", "columns", "rules", "message", "raw_values", "action"],
 }
 
 
@@ -58,6 +58,7 @@ def test_privacy_and_optional_columns() -> None:
     indicators = load_contract("socioeconomic_indicators").columns[2:]
     assert len(indicators) == 12 and all(c.optional and c.unit == "percent" and c.max == 100 for c in indicators)
     assert load_contract("hospitalizations").column("icu").optional
+    assert load_contract("regions").column("name").optional, "a boundary file with only a code column is accepted"
 
 
 @pytest.mark.parametrize(

@@ -294,17 +294,6 @@ def test_projected_coordinates_under_a_geographic_crs_are_a_wrong_crs(con: duckd
         ingest(con, "regions", tmp_path / "r.gpkg", columns={"region_id": "CVE", "name": "NOM"})
 
 
-def test_invalid_geometry_is_quarantined_with_its_reason(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
-    bowtie = Polygon([(0, 0), (1, 1), (1, 0), (0, 1)])
-    frame = gpd.GeoDataFrame({"CVE": ["R1", "R3"], "NOM": ["Uno", "Moño"]}, geometry=[square(0, 0), bowtie],
-                             crs="EPSG:4326")
-    frame.to_file(tmp_path / "r.geojson")
-    bad = only_quarantined(con, tmp_path / "r.geojson", "regions", columns={"region_id": "CVE", "name": "NOM"})
-    assert (bad["rules"], bad["row_number"]) == ("geometry", 2)
-    assert "Self-intersection" in bad["message"]
-    assert json.loads(bad["raw_values"]) == {"CVE": "R3", "NOM": "Moño"}
-
-
 def test_stations_get_the_region_that_contains_them(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "s.csv", "station_id,name,lon,lat", "S1,Centro,0.5,0.5", "S2,,1.5,0.2",
                      "S3,Lejos,50,50", "S4,Mal,0.5,95")

@@ -1,19 +1,21 @@
 """Ingest group: one asset per configured source, validated against its contract, plus the quarantine summary."""
 
 import dagster as dg
+import duckdb
 
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.checks import referenced_tables
 from epiatlas.ingest import ingest_source
 from epiatlas.publish import warehouse_for
-from epiatlas.quality import Reconciliation
+from epiatlas.quality import Reconciliation, TableCheck, regions_kept_check
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import table_metadata
 from orchestration.resources import EpiatlasResource
 
 GROUP = "ingest"
 RECONCILE_CHECK = "rows_reconcile"
+REGIONS_CHECK = "no_region_lost"
 # Inputs a source needs beyond its contract's foreign keys (stations are placed in regions by geometry).
 EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"pollutant_stations": ("regions",)}
 
@@ -21,6 +23,24 @@ EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"pollutant_stations": ("regions",)}
 def ingest_inputs(source: str, contract: Contract) -> tuple[str, ...]:
     """Tables that must be stored before `source` can be validated (foreign keys, spatial joins)."""
     return tuple(sorted((set(referenced_tables(contract)) | set(EXTRA_INPUTS.get(source, ()))) - {source}))
+
+
+def _regions_gate(con: duckdb.DuckDBPyConnection, quarantine: str, rows_read: int, max_share: float) -> TableCheck:
+    """The regions gate over the rejected rows of the regions ingest (examples: file, row and rule)."""
+    rejected = con.execute(
+        f"SELECT file, row_number, message FROM {quarantine} WHERE action = 'rejected' ORDER BY file, row_number"
+    ).fetchall()
+    examples = [f"{file} row {row}: {message}" for file, row, message in rejected[:5]]
+    return regions_kept_check(rows_read, len(rejected), max_share, examples)
+
+
+def _regions_check_specs(source: str) -> list[dg.AssetCheckSpec]:
+    """The blocking regions gate, on the regions asset only."""
+    if source != "regions":
+        return []
+    return [dg.AssetCheckSpec(REGIONS_CHECK, asset=source, blocking=True,
+                              description="no boundary row is rejected (at most quality.max_region_reject_share), "
+                              "because every record of a lost region is lost with it")]
 
 
 def build_ingest_asset(source: str) -> dg.AssetsDefinition:
@@ -44,6 +64,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 description="rows read = rows accepted + rows quarantined, and the quarantined share "
                 "is at most quality.max_reject_share",
             ),
+            *_regions_check_specs(source),
             *contract_check_specs(contract),
         ],
     )
@@ -56,7 +77,10 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
             quarantined = warehouse.write_table(
                 con, "quarantine", f"SELECT * FROM {result.quarantine_table}", partition=("source", source)
             )
-        rec = Reconciliation(source, result.rows_read, written.rows, quarantined.rows, cfg.quality.max_reject_share)
+            gates = [_regions_gate(con, result.quarantine_table, result.rows_read,
+                                   cfg.quality.max_region_reject_share)] if source == "regions" else []
+        rejected = quarantined.rows - result.rows_repaired
+        rec = Reconciliation(source, result.rows_read, written.rows, rejected, cfg.quality.max_reject_share)
         context.log.info(rec.message)
         return dg.MaterializeResult(
             metadata={
@@ -64,6 +88,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                 "source_file": dg.MetadataValue.path(str(result.file)),
                 "rows_read": rec.rows_read,
                 "rows_quarantined": rec.rows_quarantined,
+                "rows_repaired": result.rows_repaired,
                 "reject_share": rec.reject_share,
             },
             check_results=[
@@ -79,6 +104,8 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
                         "max_reject_share": rec.max_reject_share,
                     },
                 ),
+                *(dg.AssetCheckResult(check_name=g.name, passed=g.passed, description=g.message,
+                                      metadata={"rows_rejected": g.failing_rows}) for g in gates),
                 *contract_check_results(warehouse, contract),
             ],
         )
@@ -105,7 +132,7 @@ def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
             written = warehouse.write_table(
                 con,
                 "quarantine_summary",
-                "SELECT source, columns, rules, count(*) AS rows FROM quarantine GROUP BY ALL ORDER BY ALL",
+                "SELECT source, action, columns, rules, count(*) AS rows FROM quarantine GROUP BY ALL ORDER BY ALL",
             )
         return dg.MaterializeResult(
             metadata=table_metadata(contract, written), check_results=contract_check_results(warehouse, contract)

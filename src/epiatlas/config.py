@@ -6,11 +6,21 @@ Relative paths in the file are resolved against the directory that holds the fil
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from epiatlas.errors import ConfigError
 from epiatlas.yaml_files import read_yaml_mapping
@@ -100,14 +110,25 @@ class WarehouseConfig(_Strict):
     """Where tables (Parquet) and the published DuckDB catalog live."""
 
     root: Path = Path("warehouse")
-    catalog_name: str = "catalog.duckdb"
+    catalog_name: str = Field("catalog.duckdb", description="plain file name inside the warehouse, ending in .duckdb")
+
+    @field_validator("catalog_name")
+    @classmethod
+    def _plain_name_inside(cls, v: str) -> str:
+        parts = {PurePosixPath(v).name, PureWindowsPath(v).name}
+        if parts != {v} or v in ("", ".", "..") or v.startswith("."):
+            raise ValueError(f"catalog_name {v!r} must be a plain file name inside the warehouse folder "
+                             f"(no folder such as tables/, no absolute path, no '..', not hidden), e.g. catalog.duckdb")
+        if not v.endswith(".duckdb") or v == ".duckdb":
+            raise ValueError(f"catalog_name {v!r} must end in .duckdb, e.g. catalog.duckdb")
+        return v
 
 
 class PeriodsConfig(_Strict):
     """Analysis periods: calendar years of admission, inclusive."""
 
-    start: int = Field(ge=1900, le=2200)
-    end: int = Field(ge=1900, le=2200)
+    start: StrictInt = Field(ge=1900, le=2200)
+    end: StrictInt = Field(ge=1900, le=2200)
 
     @model_validator(mode="after")
     def _ordered(self) -> PeriodsConfig:
@@ -124,17 +145,17 @@ class PeriodsConfig(_Strict):
 class SeverityConfig(_Strict):
     """Which criteria make a case severe; a case is severe if any enabled criterion holds."""
 
-    death: bool = True
-    los_days_gt: int | None = Field(14, ge=0, description="length of stay above this many days")
-    icu: bool = True
+    death: StrictBool = True
+    los_days_gt: StrictInt | None = Field(14, ge=0, description="length of stay above this many days")
+    icu: StrictBool = True
 
 
 class ReferencePopulationConfig(_Strict):
     """Standard population for direct age standardisation."""
 
     kind: Literal["study", "custom"] = "study"
-    year: int | None = Field(None, description="study population of this year; all periods pooled when null")
-    weights: dict[str, float] | None = Field(None, description="age_group -> weight, for kind=custom")
+    year: StrictInt | None = Field(None, description="study population of this year; all periods pooled when null")
+    weights: dict[str, StrictFloat] | None = Field(None, description="age_group -> weight, for kind=custom")
 
     @model_validator(mode="after")
     def _custom_has_weights(self) -> ReferencePopulationConfig:
@@ -148,9 +169,9 @@ class OutcomesConfig(_Strict):
 
     case_icd10: list[str] = Field(default_factory=lambda: ["E10-E14"], description="codes or ranges, e.g. E11, E10-E14")
     severity: SeverityConfig = SeverityConfig()
-    suppression_threshold: int = Field(5, ge=1)
+    suppression_threshold: StrictInt = Field(5, ge=1)
     reference_population: ReferencePopulationConfig = ReferencePopulationConfig()
-    confidence_level: float = Field(0.95, gt=0.5, lt=1)
+    confidence_level: StrictFloat = Field(0.95, gt=0.5, lt=1)
 
     @field_validator("case_icd10")
     @classmethod
@@ -160,29 +181,48 @@ class OutcomesConfig(_Strict):
         return v
 
 
+GUIDELINES = {"PM25": 15.0, "PM10": 45.0, "NO2": 25.0, "SO2": 40.0, "CO": 4.0, "O3": 100.0}
+
+
 class ExposureConfig(_Strict):
     """Pollutant guideline levels (WHO 2021, 24-hour; O3 8-hour) and station-to-region assignment."""
 
-    guidelines: dict[str, float] = Field(
-        default_factory=lambda: {"PM25": 15.0, "PM10": 45.0, "NO2": 25.0, "SO2": 40.0, "CO": 4.0, "O3": 100.0}
+    guidelines: dict[str, StrictFloat] = Field(
+        default_factory=lambda: dict(GUIDELINES),
+        description="pollutant -> guideline level; the keys given override the WHO 2021 defaults, the rest stay",
     )
-    idw_radius_km: float = Field(50.0, gt=0)
-    idw_max_stations: int = Field(3, ge=1)
-    idw_power: float = Field(2.0, gt=0)
+    idw_radius_km: StrictFloat = Field(50.0, gt=0)
+    idw_max_stations: StrictInt = Field(3, ge=1)
+    idw_power: StrictFloat = Field(2.0, gt=0)
     projected_crs: str | None = Field(None, description="CRS for distances; estimated (UTM) from the regions when null")
+
+    @field_validator("guidelines", mode="before")
+    @classmethod
+    def _known_pollutants_over_defaults(cls, v: object) -> object:
+        if not isinstance(v, dict):
+            return v
+        unknown = sorted(set(map(str, v)) - set(GUIDELINES))
+        if unknown:
+            raise ValueError(f"guidelines name unknown pollutant(s) {unknown}; the known ones are {sorted(GUIDELINES)}")
+        return GUIDELINES | v
 
 
 class QualityConfig(_Strict):
     """Data-quality gates."""
 
-    max_reject_share: float = Field(0.05, ge=0, le=1, description="ingest check fails above this quarantined share")
+    max_reject_share: StrictFloat = Field(0.05, ge=0, le=1, description="ingest check fails above this quarantined share")
+    max_region_reject_share: StrictFloat = Field(
+        0.0, ge=0, le=1,
+        description="regions check fails above this quarantined share of regions; every record of a lost region "
+        "is lost with it, so by default no region may be lost",
+    )
 
 
 class EpiatlasConfig(_Strict):
     """The whole run: inputs, periods, definitions, warehouse."""
 
     name: str = "epiatlas"
-    synthetic: bool = Field(False, description="true for generated demo data; every output then says so")
+    synthetic: StrictBool = Field(False, description="true for generated demo data; every output then says so")
     sources: SourcesConfig
     periods: PeriodsConfig
     warehouse: WarehouseConfig = WarehouseConfig()
@@ -208,6 +248,31 @@ class EpiatlasConfig(_Strict):
         )
 
 
+def _problems(exc: ValidationError) -> str:
+    """One line per validation error: the dotted key, what is wrong, and the value given when it is a plain value."""
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(map(str, err["loc"])) or "(top level)"
+        given = err.get("input")
+        got = "" if isinstance(given, dict | list) else f" (given: {given!r})"
+        lines.append(f"{key}: {err['msg'].removeprefix('Value error, ')}{got}")
+    return "\n".join(lines)
+
+
+def warehouse_root_problem(cfg: EpiatlasConfig) -> str | None:
+    """Why `warehouse.root` (resolved) is not a dedicated folder: the file-system root, home, or holding the sources."""
+    root = cfg.warehouse.root.resolve()
+    if root.parent == root:
+        return f"warehouse.root {root} is the file-system root"
+    if root == Path.home().resolve():
+        return f"warehouse.root {root} is the home folder"
+    inside = [f"{name} ({src.path})" for name, src in cfg.sources.configured().items()
+              if src.path.resolve().is_relative_to(root)]
+    if inside:
+        return f"warehouse.root {root} holds the source file(s) {', '.join(inside)}"
+    return None
+
+
 def load_config(path: str | Path) -> EpiatlasConfig:
     """Read and validate a YAML config; relative paths resolve against the file's directory."""
     path = Path(path).resolve()
@@ -217,8 +282,12 @@ def load_config(path: str | Path) -> EpiatlasConfig:
     try:
         cfg = EpiatlasConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: invalid configuration:\n{exc}") from exc
-    return cfg.resolve_paths(path.parent).model_copy(update={"config_path": path})
+        raise ConfigError(f"{path}: invalid configuration (fix these keys):\n{_problems(exc)}") from exc
+    cfg = cfg.resolve_paths(path.parent).model_copy(update={"config_path": path})
+    if problem := warehouse_root_problem(cfg):
+        raise ConfigError(f"{path}: {problem} (rule: the warehouse is a dedicated folder, which epiatlas may "
+                          f"fill and clean); set warehouse.root to a folder of its own, e.g. warehouse")
+    return cfg
 
 
 def dump_config(cfg: EpiatlasConfig, path: str | Path) -> None:

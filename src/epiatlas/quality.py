@@ -59,6 +59,24 @@ class TableCheck:
     message: str
 
 
+def regions_kept_check(rows_read: int, rows_rejected: int, max_share: float, examples: list[str]) -> TableCheck:
+    """The regions gate: at most `max_share` of the boundary rows may be rejected (0 by default).
+
+    Stricter than the row gate because every record of a lost region is lost with it; `examples` name
+    rejected rows (file, row, rule) for the message.
+    """
+    share = reject_share(rows_rejected, rows_read)
+    if share <= max_share:
+        return TableCheck("no_region_lost", True, rows_rejected,
+                          f"regions: {rows_rejected} of {rows_read} rejected, within "
+                          f"quality.max_region_reject_share {max_share:.2%}")
+    return TableCheck("no_region_lost", False, rows_rejected, (
+        f"regions: {rows_rejected} of {rows_read} boundary rows rejected ({share:.2%}, above "
+        f"quality.max_region_reject_share {max_share:.2%}; rule: no region may be lost, because every record of a "
+        f"lost region is lost with it): {'; '.join(examples)}. Fix these rows of the boundary file, or raise "
+        f"quality.max_region_reject_share to accept losing them"))
+
+
 def _check(name: str, failing: pd.DataFrame, what: str, keys: list[str]) -> TableCheck:
     examples = failing[keys].head(5).to_dict("records")
     message = f"{what}: all rows pass" if failing.empty else f"{what}: {len(failing)} rows fail, e.g. {examples}"

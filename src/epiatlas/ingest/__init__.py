@@ -14,7 +14,7 @@ from epiatlas.ingest.columns import check_config_names
 from epiatlas.ingest.geometry import assign_station_regions, read_regions
 from epiatlas.ingest.resources import bounded_memory
 from epiatlas.ingest.result import IngestResult
-from epiatlas.ingest.staging import reconcile, stage
+from epiatlas.ingest.staging import reconcile, record_geometry_repairs, stage
 from epiatlas.ingest.tabular import RawSource, read_tabular
 
 __all__ = ["IngestResult", "ingest_source"]
@@ -42,10 +42,11 @@ def ingest_source(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig
         raw = _read(con, source, cfg, contract)
         try:
             accepted, quarantined = stage(con, source, contract, raw.layout)
+            repaired = record_geometry_repairs(con, source, raw.layout, raw.repair_column) if raw.repair_column else 0
         finally:
             _drop(con, raw, source)
         if source == "pollutant_stations":
             assign_station_regions(con, f"staged_{source}")
     reconcile(source, str(cfg.path), raw.rows_read, accepted, quarantined)
     return IngestResult(source, str(cfg.path), raw.rows_read, accepted, quarantined,
-                        f"staged_{source}", f"quarantine_{source}")
+                        f"staged_{source}", f"quarantine_{source}", repaired)

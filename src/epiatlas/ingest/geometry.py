@@ -24,6 +24,7 @@ from epiatlas.ingest.tabular import RawSource
 _EQUAL_AREA = "EPSG:6933"
 _GEOD = Geod(ellps="WGS84")
 _DERIVED = ("area_km2", "centroid_lon", "centroid_lat", "geometry")
+REPAIR_COLUMN = "__geometry_repair"
 GEOMETRY_CHECK = Check("contract_values", "geometry", "geometry", "__geometry_problem IS NOT NULL",
                        "'geometry: ' || __geometry_problem")
 
@@ -59,19 +60,41 @@ def _with_crs(frame: gpd.GeoDataFrame, file: Path, cfg: SourceConfig) -> gpd.Geo
     return frame.to_crs("EPSG:4326")
 
 
-def _problem(geom: shapely.Geometry | None) -> str | None:
-    """Why a boundary is unusable (missing, not a polygon, invalid as shapely explains), or None."""
+def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
+    """The polygonal parts of a geometry as one (Multi)Polygon, or None when it has none."""
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        return None if geom.is_empty else geom
+    if geom.geom_type == "GeometryCollection":
+        parts = [p for g in geom.geoms if (p := _polygonal(g)) is not None]
+        return shapely.union_all(parts) if parts else None
+    return None
+
+
+def _repaired(geom: shapely.Geometry | None) -> tuple[shapely.Geometry | None, str | None, str | None]:
+    """(usable geometry, problem, repair note): valid polygons pass, invalid ones are repaired when they can be.
+
+    Repair is shapely's `make_valid` keeping the polygonal parts; what cannot be repaired into a non-empty
+    polygon (missing, not a polygon, or nothing polygonal left) is a problem, and the row is quarantined.
+    """
     if geom is None or geom.is_empty:
-        return "missing or empty geometry"
+        return None, "missing or empty geometry", None
     if geom.geom_type not in ("Polygon", "MultiPolygon"):
-        return f"{geom.geom_type} is not a polygon"
-    return None if geom.is_valid else shapely.is_valid_reason(geom)
+        return None, f"{geom.geom_type} is not a polygon", None
+    if geom.is_valid:
+        return geom, None, None
+    reason = shapely.is_valid_reason(geom)
+    fixed = _polygonal(shapely.make_valid(geom))
+    if fixed is None or fixed.area == 0:
+        return None, f"{reason}; make_valid left no polygonal area", None
+    parts = len(getattr(fixed, "geoms", [fixed]))
+    return fixed, None, f"geometry: {reason}; repaired with make_valid (polygonal parts kept: {parts})"
 
 
 def _derived_columns(frame: gpd.GeoDataFrame) -> pd.DataFrame:
-    """Geodesic area (km2), equal-area centroid (lon/lat), WKB, and the geometry problem of each feature."""
-    geoms = frame.geometry
-    usable = geoms.notna() & ~geoms.is_empty
+    """Geodesic area (km2), equal-area centroid (lon/lat), WKB, and the problem or repair of each feature."""
+    checked = [_repaired(g) for g in frame.geometry]
+    geoms = gpd.GeoSeries([g for g, _, _ in checked], index=frame.index, crs=frame.crs)
+    usable = geoms.notna()
     centroids = geoms[usable].to_crs(_EQUAL_AREA).centroid.to_crs("EPSG:4326")
     area = [abs(_GEOD.geometry_area_perimeter(g)[0]) / 1e6 if ok else None for g, ok in zip(geoms, usable)]
     return pd.DataFrame({
@@ -79,7 +102,8 @@ def _derived_columns(frame: gpd.GeoDataFrame) -> pd.DataFrame:
         "centroid_lon": centroids.x.reindex(geoms.index).astype("Float64"),
         "centroid_lat": centroids.y.reindex(geoms.index).astype("Float64"),
         "geometry": [shapely.to_wkb(g) if ok else None for g, ok in zip(geoms, usable)],
-        "__geometry_problem": [_problem(g) for g in geoms],
+        "__geometry_problem": [problem for _, problem, _ in checked],
+        REPAIR_COLUMN: [note for _, _, note in checked],
     }, index=geoms.index)
 
 
@@ -112,7 +136,7 @@ def read_regions(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig,
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(relation)} AS SELECT * FROM {ident(table)}")
     layout = RawLayout(ident(relation), mapping, typed_columns=frozenset(_DERIVED), recode=cfg.recode,
                        reader_checks=(GEOMETRY_CHECK,), files=((file.name, len(frame)),))
-    return RawSource(layout, len(frame), (table,))
+    return RawSource(layout, len(frame), (table,), repair_column=REPAIR_COLUMN)
 
 
 def assign_station_regions(con: duckdb.DuckDBPyConnection, staged: str) -> None:

@@ -9,7 +9,11 @@ from epiatlas.quality import reject_share
 
 @dataclass(frozen=True)
 class IngestResult:
-    """Counts of one ingest; rows_read = rows_accepted + rows_quarantined always holds."""
+    """Counts of one ingest; rows_read = rows_accepted + rows_quarantined always holds.
+
+    The quarantine table also holds `rows_repaired` rows (action `repaired`): accepted rows whose geometry was
+    repaired; they are counted in rows_accepted, not in rows_quarantined.
+    """
 
     source: str
     file: str
@@ -18,6 +22,7 @@ class IngestResult:
     rows_quarantined: int
     accepted_table: str
     quarantine_table: str
+    rows_repaired: int = 0
 
     @property
     def reject_share(self) -> float:

@@ -32,13 +32,15 @@ from epiatlas.contracts.validation import (
     checked_sql,
     duplicates_sql,
     key_filter_sql,
+    raw_json_sql,
     reject_fields_sql,
     staging_sql,
 )
 from epiatlas.errors import ReconciliationError, WarehouseError
 
 QUARANTINE_COLUMNS = ("source VARCHAR, file VARCHAR, row_number BIGINT, columns VARCHAR, rules VARCHAR, "
-                      "message VARCHAR, raw_values VARCHAR")
+                      "message VARCHAR, raw_values VARCHAR, action VARCHAR")
+REJECTED, REPAIRED = "rejected", "repaired"
 _TEMP_TABLES = ("__rejects", "__late", "__dup_hashes", "__dup_keys", "__duplicates", "__rescue", "__rescued")
 
 
@@ -180,7 +182,7 @@ INSERT INTO {quarantine}
 SELECT {literal(source)}, __file, __row_number,
        concat_ws(',', c.__columns, d.__column),
        concat_ws(',', c.__rules, CASE WHEN d.__column IS NOT NULL THEN 'primary_key' END),
-       concat_ws('; ', c.__message, d.__message), c.__raw_values
+       concat_ws('; ', c.__message, d.__message), c.__raw_values, {literal(REJECTED)}
 FROM ({checked}) c LEFT JOIN __duplicates d USING ({rows})
 WHERE c.__rules IS NOT NULL OR d.__column IS NOT NULL
 ORDER BY __file, __row_number""")
@@ -221,6 +223,27 @@ FROM (SELECT __pos FROM __late UNION SELECT __pos FROM __duplicates)""")
     accepted = con.execute(f"SELECT count(*) FROM {staged}").fetchone()[0]
     quarantined = con.execute(f"SELECT count(*) FROM {quarantine}").fetchone()[0]
     return accepted, quarantined
+
+
+def record_geometry_repairs(con: duckdb.DuckDBPyConnection, source: str, layout: RawLayout, note_column: str) -> int:
+    """Add a `repaired` quarantine row (rule geometry_repaired) per row whose geometry the reader repaired.
+
+    A repaired row that was rejected anyway keeps only its rejection. The row stays in the staged table, so
+    rows read = rows accepted + rows rejected still holds; returns the number of repairs recorded.
+    """
+    quarantine, note = ident(f"quarantine_{source}"), ident(note_column)
+    before = con.execute(f"SELECT count(*) FROM {quarantine}").fetchone()[0]
+    con.execute(f"""
+INSERT INTO {quarantine}
+SELECT {literal(source)}, __file, __row_number, 'geometry', 'geometry_repaired', {note},
+       {raw_json_sql(layout, renamed=False)}, {literal(REPAIRED)}
+FROM {layout.relation} r
+WHERE {note} IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM {quarantine} q WHERE q.file = r.__file AND q.row_number = r.__row_number)""")
+    added = con.execute(f"SELECT count(*) FROM {quarantine}").fetchone()[0] - before
+    if added:
+        con.execute(f"CREATE OR REPLACE TABLE {quarantine} AS SELECT * FROM {quarantine} ORDER BY file, row_number")
+    return added
 
 
 def reconcile(source: str, file: str, rows_read: int, accepted: int, quarantined: int) -> None:

@@ -27,11 +27,15 @@ class _FileRead:
 
 @dataclass(frozen=True)
 class RawSource:
-    """A raw relation in the connection, how it maps onto the contract, and how many rows the files hold."""
+    """A raw relation in the connection, how it maps onto the contract, and how many rows the files hold.
+
+    `repair_column`, when set, names a raw column with a note for each row whose geometry the reader repaired.
+    """
 
     layout: RawLayout
     rows_read: int
     temp_tables: tuple[str, ...] = ()
+    repair_column: str | None = None
 
 
 def _csv_reader(file: Path, cfg: SourceConfig) -> str:
