@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class EpiatlasError(Exception):
     """Base class for every error epiatlas raises on purpose."""
@@ -47,6 +49,39 @@ class SourceParseError(SourceError):
     """The file is not readable in its format at all (malformed CSV, broken Parquet or GIS file)."""
 
 
+class UnreadableSourceError(SourceError):
+    """The configured input exists but cannot be read as a file (a directory, permission denied, binary)."""
+
+
+class WarehouseWriteError(WarehouseError):
+    """The operating system refused a write into the warehouse (permission, read-only file system)."""
+
+
+class DiskFullError(WarehouseWriteError):
+    """No space left on the device that holds the warehouse."""
+
+
+class PreflightError(ConfigError):
+    """Checks before any table is touched found problems; the message lists every one of them."""
+
+
+def from_os_error(exc: OSError, doing: str) -> EpiatlasError:
+    """The specific epiatlas error for an OS error met while `doing` something (e.g. "writing table census")."""
+    where = f"{doing}: {exc.filename}" if exc.filename else doing
+    if exc.errno == errno.ENOSPC:
+        return DiskFullError(f"{where}: no space left on the device (rule: the warehouse needs free space). Free "
+                             f"space or move warehouse.root to a larger disk, then run again; files are written "
+                             f"under temporary names first, so what was stored before is intact")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return WarehouseWriteError(f"{where}: {exc.strerror} (rule: the warehouse must be writable by this user). "
+                                   f"Fix the folder's permissions or set warehouse.root to a writable folder")
+    if exc.errno == errno.EISDIR:
+        return WarehouseWriteError(f"{where}: is a directory where a file was expected (rule: the warehouse "
+                                   f"layout belongs to epiatlas). Remove or rename that folder")
+    return WarehouseWriteError(f"{where}: {exc.strerror or exc} (errno {exc.errno}); check the disk and the "
+                               f"folder, then run again")
+
+
 class ReconciliationError(EpiatlasError):
     """Rows read from a file do not equal rows accepted plus rows quarantined (a bug, never a data problem)."""
 
@@ -57,3 +92,7 @@ class ModelError(EpiatlasError):
 
 class WarehouseLockedError(WarehouseError):
     """Another run holds the warehouse lock; the message names the holder and how to clear a stale lock."""
+
+
+class IndicesError(EpiatlasError):
+    """Indicators cannot be factor-analysed (unknown, missing or constant columns, singular correlations)."""
