@@ -228,6 +228,20 @@ def test_per_period_fits_when_not_pooled(sim) -> None:
     assert (result.diagnostics["n_rows"] == N_REGIONS).all()
     assert result.loadings.groupby("period").size().tolist() == [4 * 12] * 3
     assert len(result.scores) == 4 * N_REGIONS * len(PERIODS)
+    ordered = result.scores.sort_values(["index", "period", "region_id"], ignore_index=True)
+    pd.testing.assert_frame_equal(result.scores, ordered)
+
+
+def test_parallel_analysis_on_pure_noise_keeps_one_factor_with_a_warning() -> None:
+    """Independent indicators: no reduced eigenvalue beats random data; one factor is kept and that is said."""
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame(rng.standard_normal((300, 6)), columns=NAMES[:6])
+    frame.insert(0, "region_id", [f"r{i:03d}" for i in range(300)])
+    frame.insert(1, "period", 2020)
+    result = fit_indices(frame, IndicesSettings(indicators=NAMES[:6]))
+    assert result.diagnostics.loc[0, "n_factors"] == 1
+    assert "pooled fit: parallel analysis found no factor above random data; one factor kept" in result.warnings
+    assert any("KMO" in w for w in result.warnings)
 
 
 def test_adequacy_warnings_name_threshold_and_indicator(sim) -> None:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from epiatlas.errors import IndicesError
 from epiatlas.indices.adequacy import adequacy, check_not_singular, correlation, standardise
-from epiatlas.indices.extraction import extract, max_factors, orient, rotate
-from epiatlas.indices.inputs import KEYS, check_block, indicator_frame, logit_percent
+from epiatlas.indices.extraction import extract, max_factors, rotate
+from epiatlas.indices.inputs import check_block, indicator_frame, logit_percent
 from epiatlas.indices.parallel import parallel_analysis
-from epiatlas.indices.scores import factor_names, quintiles, regression_scores
+from epiatlas.indices.scores import factor_names, regression_scores
 from epiatlas.indices.settings import IndicesSettings
+from epiatlas.indices.tables import diagnostics_frame, loadings_frame, scores_frame, variance_frame
 from epiatlas.models.threads import fit_threads
 
 COMPOSITE = "composite"
 HEYWOOD_COMMUNALITY = 0.995
+FIT_LEVEL = ("loadings", "diagnostics", "variance", "msa", "parallel")
 
 
 @dataclass
 class IndicesResult:
-    """Tidy tables of one indices fit; `period` is NA in the fit-level frames of a pooled fit.
+    """Tidy tables of an indices fit; fit-level frames start with `period` (NA for the pooled fit).
 
     loadings: period, factor, indicator, loading, communality, uniqueness (pattern loadings; the composite's
     rows hold its unrotated loadings; communality and uniqueness are the k-factor model's, per indicator).
@@ -41,21 +43,10 @@ class IndicesResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass
-class _Fit:
-    """Frames of one fit (all rows, or one period) before they are stacked."""
-
-    loadings: pd.DataFrame
-    diagnostics: pd.DataFrame
-    variance: pd.DataFrame
-    msa: pd.DataFrame
-    parallel: pd.DataFrame
-    scores: pd.DataFrame
-    warnings: list[str]
-
-
-def _number_of_factors(r: np.ndarray, n_rows: int, settings: IndicesSettings, label: str) -> tuple[int, pd.DataFrame]:
-    """Fixed k, or parallel analysis (at least 1, at most the identifiable maximum), with its eigenvalue table."""
+def _number_of_factors(
+    r: np.ndarray, n_rows: int, settings: IndicesSettings, label: str
+) -> tuple[int, pd.DataFrame, list[str]]:
+    """Fixed k, or parallel analysis (at least 1, at most the identifiable maximum), its table and warnings."""
     k_max = max_factors(r.shape[0])
     if settings.n_factors != "parallel":
         if settings.n_factors > k_max:
@@ -63,31 +54,43 @@ def _number_of_factors(r: np.ndarray, n_rows: int, settings: IndicesSettings, la
                 f"{label}: n_factors={settings.n_factors} is not identifiable with {r.shape[0]} indicators "
                 f"(at most {k_max}); lower indices.n_factors"
             )
-        return settings.n_factors, pd.DataFrame(columns=["position", "observed", "random_quantile"])
+        return settings.n_factors, pd.DataFrame(columns=["position", "observed", "random_quantile"]), []
     pa = parallel_analysis(
         r, n_rows, settings.method, settings.parallel_iterations, settings.parallel_quantile, settings.seed
     )
     table = pd.DataFrame(
         {"position": np.arange(1, len(pa.observed) + 1), "observed": pa.observed, "random_quantile": pa.random_quantile}
     )
-    return min(max(pa.n_factors, 1), k_max), table
+    warnings = []
+    if pa.n_factors == 0:
+        warnings.append(f"{label}: parallel analysis found no factor above random data; one factor kept")
+    if pa.n_factors > k_max:
+        warnings.append(f"{label}: parallel analysis suggests {pa.n_factors} factors; {k_max} kept (identifiable)")
+    return min(max(pa.n_factors, 1), k_max), table, warnings
 
 
-def _adequacy_warnings(kmo: float, msa: np.ndarray, indicators: list[str], settings: IndicesSettings) -> list[str]:
-    """Warnings for an overall KMO or per-variable MSA below the configured thresholds."""
+def _quality_warnings(
+    kmo: float, msa: np.ndarray, communality: np.ndarray, settings: IndicesSettings, label: str
+) -> list[str]:
+    """Warnings for KMO or per-variable MSA below the thresholds, and for Heywood cases."""
+    names = settings.indicators
     out = []
     if kmo < settings.kmo_warn:
-        out.append(f"KMO {kmo:.3f} < {settings.kmo_warn}: the indicators share little common variance")
+        out.append(f"{label}: KMO {kmo:.3f} < {settings.kmo_warn}: the indicators share little common variance")
     out += [
-        f"MSA of {name} {value:.3f} < {settings.msa_warn}: consider dropping it from indices.indicators"
-        for name, value in zip(indicators, msa, strict=True)
+        f"{label}: MSA of {name} {value:.3f} < {settings.msa_warn}: consider dropping it from indices.indicators"
+        for name, value in zip(names, msa, strict=True)
         if value < settings.msa_warn
     ]
-    return out
+    return out + [
+        f"{label}: Heywood case: communality of {name} is {value:.3f} (uniqueness near 0)"
+        for name, value in zip(names, communality, strict=True)
+        if value > HEYWOOD_COMMUNALITY
+    ]
 
 
-def _fit_block(block: pd.DataFrame, settings: IndicesSettings, label: str) -> _Fit:
-    """One factor analysis on the rows of `block` (all periods pooled, or one period)."""
+def _fit_block(block: pd.DataFrame, settings: IndicesSettings, label: str) -> IndicesResult:
+    """One factor analysis on the rows of `block` (all periods pooled, or one period); no `period` column yet."""
     names = settings.indicators
     values = block[names].to_numpy(dtype=float)
     if settings.transform == "logit":
@@ -97,70 +100,43 @@ def _fit_block(block: pd.DataFrame, settings: IndicesSettings, label: str) -> _F
     r = correlation(z)
     check_not_singular(r, names, label)
     stats = adequacy(r, len(z))
-    k, parallel = _number_of_factors(r, len(z), settings, label)
+    k, parallel, k_warnings = _number_of_factors(r, len(z), settings, label)
     unrotated, fit_warnings = extract(r, k, settings.method)
     solution = rotate(unrotated, settings.rotation)
     factors = factor_names(solution.pattern, names)
-    general = solution.unrotated[:, :1]
-
-    communality = solution.communality
-    warnings = [f"{label}: {w}" for w in _adequacy_warnings(stats.kmo, stats.msa, names, settings) + fit_warnings]
-    if parallel.shape[0] and k == 1 and not (parallel["observed"] > parallel["random_quantile"]).iloc[0]:
-        warnings.append(f"{label}: parallel analysis found no factor above random data; one factor kept")
-    warnings += [
-        f"{label}: Heywood case: communality of {n} is {c:.3f} (uniqueness near 0)"
-        for n, c in zip(names, communality, strict=True)
-        if c > HEYWOOD_COMMUNALITY
-    ]
-
-    all_loadings = np.hstack([solution.pattern, general])
     index_names = [*factors, COMPOSITE]
-    loadings = pd.DataFrame(
-        {
-            "factor": np.repeat(index_names, len(names)),
-            "indicator": np.tile(names, len(index_names)),
-            "loading": all_loadings.T.ravel(),
-            "communality": np.tile(communality, len(index_names)),
-            "uniqueness": np.tile(1.0 - communality, len(index_names)),
-        }
+    general = solution.unrotated[:, :1]
+    scores = np.hstack([regression_scores(z, r, solution.structure), regression_scores(z, r, general)])
+    return IndicesResult(
+        loadings=loadings_frame(index_names, names, np.hstack([solution.pattern, general]), solution.communality),
+        diagnostics=diagnostics_frame(stats, len(z), k, settings),
+        variance=variance_frame(factors, solution.pattern),
+        msa=pd.DataFrame({"indicator": names, "msa": stats.msa}),
+        parallel=parallel,
+        scores=scores_frame(block, index_names, scores),
+        warnings=_quality_warnings(stats.kmo, stats.msa, solution.communality, settings, label)
+        + [f"{label}: {w}" for w in fit_warnings]
+        + k_warnings,
     )
-    ss = (solution.pattern**2).sum(axis=0)
-    variance = pd.DataFrame(
-        {"factor": factors, "ss_loadings": ss, "proportion": ss / len(names), "cumulative": np.cumsum(ss) / len(names)}
-    )
-    diagnostics = pd.DataFrame(
-        {
-            "n_rows": [len(z)],
-            "n_indicators": [len(names)],
-            "kmo": [stats.kmo],
-            "bartlett_chi2": [stats.bartlett_chi2],
-            "bartlett_df": [stats.bartlett_df],
-            "bartlett_p": [stats.bartlett_p],
-            "n_factors": [k],
-            "method": [settings.method],
-            "rotation": [settings.rotation if k > 1 else "none"],
-            "transform": [settings.transform],
-        }
-    )
-    score_matrix = np.hstack([regression_scores(z, r, solution.structure), regression_scores(z, r, general)])
-    scores = pd.DataFrame(
-        {
-            "region_id": np.tile(block["region_id"].to_numpy(), len(index_names)),
-            "period": np.tile(block["period"].to_numpy(), len(index_names)),
-            "index": np.repeat(index_names, len(z)),
-            "score": score_matrix.T.ravel(),
-        }
-    )
-    msa = pd.DataFrame({"indicator": names, "msa": stats.msa})
-    return _Fit(loadings, diagnostics, variance, msa, parallel, scores, warnings)
 
 
-def _stack(frames: list[pd.DataFrame], periods: list[object]) -> pd.DataFrame:
-    """Concatenate per-fit frames with a leading nullable `period` column."""
-    out = [f.assign(period=p)[["period", *f.columns]] for f, p in zip(frames, periods, strict=True)]
-    stacked = pd.concat(out, ignore_index=True)
-    stacked["period"] = stacked["period"].astype("Int64")
-    return stacked
+def _stack(results: list[IndicesResult], periods: list[object]) -> IndicesResult:
+    """One result from per-fit results: fit-level frames get a leading nullable `period` column."""
+
+    def with_period(frame: pd.DataFrame, period: object) -> pd.DataFrame:
+        return frame.assign(period=period)[["period", *frame.columns]].astype({"period": "Int64"})
+
+    stacked = {
+        f.name: pd.concat(
+            [with_period(getattr(res, f.name), p) if f.name in FIT_LEVEL else getattr(res, f.name)
+             for res, p in zip(results, periods, strict=True)],
+            ignore_index=True,
+        )
+        for f in fields(IndicesResult)
+        if f.name != "warnings"
+    }  # fmt: skip
+    stacked["scores"] = stacked["scores"].sort_values(["index", "period", "region_id"], kind="stable", ignore_index=True)
+    return IndicesResult(**stacked, warnings=[w for res in results for w in res.warnings])
 
 
 def fit_indices(frame: pd.DataFrame, settings: IndicesSettings) -> IndicesResult:
@@ -168,15 +144,16 @@ def fit_indices(frame: pd.DataFrame, settings: IndicesSettings) -> IndicesResult
 
     Parameters
     ----------
-    frame : one row per region_id x period with the indicator columns named in `settings.indicators`.
-    settings : indicator set, extraction method, rotation, number of factors and thresholds.
+    frame : one row per region_id x period (integer) with the indicator columns named in `settings.indicators`.
+    settings : indicator set, transform, extraction method, rotation, number of factors and thresholds.
 
     Returns
     -------
     IndicesResult with tidy `loadings`, `diagnostics`, `variance`, `msa`, `parallel`, `scores` and `warnings`.
-    Each factor is oriented so that a higher score means more deprivation (non-negative loading sum) and
-    factors are ordered by SS loadings; 'composite' is the first unrotated factor, a single general
-    deprivation index in the spirit of CONAPO's marginalisation index.
+    Indicators are standardised over the rows of each fit (all region x period rows when `pooled`, so scores
+    are comparable over time). Each factor is oriented so that a higher score means more deprivation
+    (non-negative loading sum) and factors are ordered by SS loadings; 'composite' is the first unrotated
+    factor, one general deprivation index in the spirit of CONAPO's marginalisation index.
 
     References
     ----------
@@ -190,19 +167,6 @@ def fit_indices(frame: pd.DataFrame, settings: IndicesSettings) -> IndicesResult
     data = indicator_frame(frame, settings.indicators)
     with fit_threads():
         if settings.pooled:
-            fits, periods = [_fit_block(data, settings, "pooled fit")], [pd.NA]
-        else:
-            periods = list(data["period"].drop_duplicates())
-            fits = [_fit_block(data[data["period"] == p], settings, f"period {p}") for p in periods]
-    scores = pd.concat([f.scores for f in fits], ignore_index=True)
-    scores = scores.sort_values(["index", "period", "region_id"], kind="stable", ignore_index=True)
-    scores["quintile"] = quintiles(scores["score"], [scores["index"], scores["period"]])
-    return IndicesResult(
-        loadings=_stack([f.loadings for f in fits], periods),
-        diagnostics=_stack([f.diagnostics for f in fits], periods),
-        variance=_stack([f.variance for f in fits], periods),
-        msa=_stack([f.msa for f in fits], periods),
-        parallel=_stack([f.parallel for f in fits], periods),
-        scores=scores[[*KEYS, "index", "score", "quintile"]],
-        warnings=[w for f in fits for w in f.warnings],
-    )
+            return _stack([_fit_block(data, settings, "pooled fit")], [pd.NA])
+        periods = list(data["period"].drop_duplicates())
+        return _stack([_fit_block(data[data["period"] == p], settings, f"period {p}") for p in periods], periods)

@@ -20,7 +20,11 @@ def _first_key(frame: pd.DataFrame, mask: np.ndarray) -> str:
 def _check_columns(frame: pd.DataFrame, indicators: list[str]) -> None:
     missing_keys = [c for c in KEYS if c not in frame.columns]
     if missing_keys:
-        raise IndicesError(f"indicator frame lacks key column(s) {missing_keys}; it needs region_id, period and indicators")
+        raise IndicesError(
+            f"indicator frame lacks key column(s) {missing_keys}; it needs region_id, period and the indicators"
+        )
+    if not pd.api.types.is_integer_dtype(frame["period"]):
+        raise IndicesError(f"indicator frame column 'period' is {frame['period'].dtype}, not integer (e.g. the year)")
     unknown = [c for c in indicators if c not in frame.columns]
     if unknown:
         available = sorted(c for c in frame.columns if c not in KEYS)
