@@ -1,11 +1,14 @@
 """Ingest group: one asset per configured source, validated against its contract, plus the quarantine summary."""
 
+from collections.abc import Callable
+
 import dagster as dg
 import duckdb
 
-from epiatlas.config import EpiatlasConfig
+from epiatlas.config import EpiatlasConfig, SourceConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.checks import referenced_tables
+from epiatlas.covariates.source import covariate_table
 from epiatlas.ingest import ingest_source
 from epiatlas.publish import warehouse_for
 from epiatlas.quality import Reconciliation, TableCheck, regions_kept_check
@@ -43,15 +46,21 @@ def _regions_check_specs(source: str) -> list[dg.AssetCheckSpec]:
                               "because every record of a lost region is lost with it")]
 
 
-def build_ingest_asset(source: str) -> dg.AssetsDefinition:
-    """The asset that validates one source file and stores accepted rows and quarantined rows."""
-    contract = load_contract(source)
+def build_ingest_asset(source: str, contract: Contract | None = None,
+                       settings: Callable[[EpiatlasConfig], SourceConfig] | None = None) -> dg.AssetsDefinition:
+    """The asset that validates one source file and stores accepted rows and quarantined rows.
+
+    `contract` defaults to `data_contracts/<source>.yaml`; `settings` picks the source's settings out of the
+    run's config (default: sources.<source>).
+    """
+    contract = contract or load_contract(source)
+    pick = settings or (lambda cfg: getattr(cfg.sources, source))
     inputs = ingest_inputs(source, contract)
 
     @dg.asset(
         name=source,
         group_name=GROUP,
-        description=f"{contract.description}\n\nValidated against `data_contracts/{source}.yaml`; "
+        description=f"{contract.description}\n\nValidated against the `{source}` contract; "
         "rows that break a rule go to `quarantine`.",
         deps=list(inputs),
         kinds={"duckdb", "parquet"},
@@ -72,7 +81,7 @@ def build_ingest_asset(source: str) -> dg.AssetsDefinition:
         cfg = epiatlas.settings()
         warehouse = warehouse_for(cfg)
         with warehouse.connect(inputs) as con:
-            result = ingest_source(con, source, getattr(cfg.sources, source), contract)
+            result = ingest_source(con, source, pick(cfg), contract)
             written = warehouse.write_table(con, source, f"SELECT * FROM {result.accepted_table}")
             quarantined = warehouse.write_table(
                 con, "quarantine", f"SELECT * FROM {result.quarantine_table}", partition=("source", source)
@@ -144,4 +153,6 @@ def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
 def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """Assets (with their checks) for the sources this configuration has."""
     sources = list(cfg.sources.configured())
-    return dg.Definitions(assets=[build_ingest_asset(s) for s in sources] + [build_quarantine_summary(sources)])
+    covariates = [covariate_table(name) for name in cfg.covariates]  # their assets: orchestration.defs.covariates
+    summary = build_quarantine_summary(sources + covariates)
+    return dg.Definitions(assets=[build_ingest_asset(s) for s in sources] + [summary])

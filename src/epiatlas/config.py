@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from epiatlas.covariates.settings import CovariateName, CovariateTableConfig
 from epiatlas.errors import ConfigError
 from epiatlas.yaml_files import read_yaml_mapping
 
@@ -229,6 +230,8 @@ class EpiatlasConfig(_Strict):
     outcomes: OutcomesConfig = OutcomesConfig()
     exposure: ExposureConfig = ExposureConfig()
     quality: QualityConfig = QualityConfig()
+    covariates: dict[CovariateName, CovariateTableConfig] = Field(
+        default_factory=dict, description="the user's own covariate tables: table name -> file and variables")
     config_path: Path | None = Field(None, exclude=True)
 
     def resolve_paths(self, base: Path) -> EpiatlasConfig:
@@ -244,6 +247,8 @@ class EpiatlasConfig(_Strict):
             update={
                 "sources": self.sources.model_copy(update=sources),
                 "warehouse": self.warehouse.model_copy(update={"root": anchor(self.warehouse.root)}),
+                "covariates": {name: cov.model_copy(update={"path": anchor(cov.path)})
+                               for name, cov in self.covariates.items()},
             }
         )
 
