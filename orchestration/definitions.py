@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from epiatlas.config import load_config
-from orchestration.defs import covariates, ingest, outcomes, publish
+from orchestration.defs import covariates, disclosure, ingest, outcomes, publish
 from orchestration.jobs import build_jobs
 from orchestration.resources import EpiatlasResource
 
@@ -34,7 +34,8 @@ def build_definitions(config_path: Path) -> dg.Definitions:
     """All asset groups, checks, jobs, schedules and the publishing sensor for one config file."""
     cfg = load_config(config_path)
     groups = dg.Definitions.merge(
-        ingest.build_defs(cfg), covariates.build_defs(cfg), outcomes.build_defs(cfg), publish.build_defs()
+        ingest.build_defs(cfg), covariates.build_defs(cfg), outcomes.build_defs(cfg), disclosure.build_defs(cfg),
+        publish.build_defs(),
     )
     return dg.Definitions.merge(
         groups,

@@ -1,4 +1,5 @@
--- PM2.5 exposure bands against the pooled standardised ratio: sum of observed over sum of expected.
+-- PM2.5 exposure bands against the pooled standardised ratio: sum of observed over sum of expected
+-- (visible cells of published_outcomes only).
 WITH pm AS (
     SELECT region_id, period, mean AS pm25, exceedance_days
     FROM pollutant_exposure
@@ -10,7 +11,7 @@ SELECT CASE WHEN pm25 < 15 THEN 'below 15' WHEN pm25 < 25 THEN '15-25' WHEN pm25
        round(sum(o.cases) / sum(o.expected_cases), 3) AS pooled_shr,
        round(avg(pm.exceedance_days), 1) AS mean_exceedance_days
 FROM pm
-JOIN region_period_outcomes AS o USING (region_id, period)
+JOIN published_outcomes AS o USING (region_id, period)
 WHERE NOT o.suppressed
 GROUP BY ALL
 ORDER BY min(pm25);
