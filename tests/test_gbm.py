@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from epiatlas.errors import ModelError
 from epiatlas.models.explain import mean_abs_shap, partial_dependence, region_drivers, shap_table, tree_shap
 from epiatlas.models.folds import grouped_folds
-from epiatlas.models.gbm import GbmSettings, fit_gbm, poisson_deviance
+from epiatlas.models.gbm import GbmSettings, fit_gbm, poisson_deviance_sum
 
 COVARIATES = ["strong", "negative", "noise"]
 EFFECTS = {"strong": 0.5, "negative": -0.3, "noise": 0.0}
@@ -120,17 +120,17 @@ def test_cv_deviance_beats_constant_rate_on_signal_and_matches_a_manual_refit(fi
     import lightgbm as lgb
 
     cv = fitted.cv_table
-    assert cv["deviance"].mean() < 0.5 * cv["null_deviance"].mean()
+    assert cv["deviance"].sum() < 0.5 * cv["null_deviance"].sum()
+    assert fitted.cv_deviance == pytest.approx(cv["deviance"].sum() / len(signal), rel=1e-12)
     assert fitted.cv_deviance == pytest.approx(fitted.cv_path[fitted.n_rounds - 1], rel=1e-12)
     y, e = signal["cases"].to_numpy(float), signal["expected_cases"].to_numpy()
     folds = grouped_folds(signal["region_id"], FAST.cv_folds, FAST.seed)
     assert (fitted.folds == folds).all()
+    assert cv["n"].tolist() == np.bincount(folds).tolist()
     for k in range(FAST.cv_folds):
         test = folds == k
         ratio = y[~test].sum() / e[~test].sum()
-        null = np.mean(2 * (np.where(y[test] > 0, y[test] * np.log(y[test] / (e[test] * ratio)), 0.0)
-                            - (y[test] - e[test] * ratio)))  # fmt: skip
-        assert cv.loc[k, "null_deviance"] == pytest.approx(null, rel=1e-12)
+        assert cv.loc[k, "null_deviance"] == pytest.approx(deviance_by_hand(y[test], e[test] * ratio), rel=1e-12)
     test = folds == 0
     x = signal[COVARIATES].to_numpy()
     offset = np.log(e) + np.log(y[~test].sum() / e[~test].sum())
@@ -140,7 +140,13 @@ def test_cv_deviance_beats_constant_rate_on_signal_and_matches_a_manual_refit(fi
         num_boost_round=fitted.n_rounds,
     )
     mu = np.exp(offset[test] + booster.predict(x[test], raw_score=True))
-    assert cv.loc[0, "deviance"] == pytest.approx(poisson_deviance(y[test], mu), rel=1e-10)
+    assert cv.loc[0, "deviance"] == pytest.approx(deviance_by_hand(y[test], mu), rel=1e-10)
+
+
+def deviance_by_hand(y: np.ndarray, mu: np.ndarray) -> float:
+    """Sum of 2 (y log(y/mu) - (y - mu)), with 0 log 0 = 0."""
+    positive = y > 0
+    return float(2 * ((y[positive] * np.log(y[positive] / mu[positive])).sum() - (y - mu).sum()))
 
 
 def test_noise_stops_early_and_is_no_better_than_constant_rate() -> None:
@@ -149,7 +155,8 @@ def test_noise_stops_early_and_is_no_better_than_constant_rate() -> None:
     assert result.n_rounds < FAST.max_rounds
     assert len(result.cv_path) == result.n_rounds + FAST.early_stopping_rounds
     assert result.cv_path[result.n_rounds - 1] == result.cv_path.min()
-    assert result.cv_deviance == pytest.approx(result.cv_table["null_deviance"].mean(), rel=0.03)
+    null = result.cv_table["null_deviance"].sum() / len(noise)
+    assert result.cv_deviance == pytest.approx(null, rel=0.03)
 
 
 def test_refit_gives_identical_model_and_tables(signal) -> None:
@@ -175,8 +182,8 @@ def test_given_folds_are_used_and_incomplete_rows_dropped_and_counted(signal) ->
 
 def test_poisson_deviance_identities() -> None:
     y = np.array([0.0, 3.0, 10.0])
-    assert poisson_deviance(y, y + (y == 0)) == pytest.approx(2.0 / 3.0)  # only y=0, mu=1 contributes 2*mu
-    assert poisson_deviance(np.array([2.0]), np.array([1.0])) == pytest.approx(2 * (2 * np.log(2) - 1))
+    assert poisson_deviance_sum(y, y + (y == 0)) == pytest.approx(2.0)  # only y=0, mu=1 contributes 2*mu
+    assert poisson_deviance_sum(np.array([2.0]), np.array([1.0])) == pytest.approx(2 * (2 * np.log(2) - 1))
 
 
 @pytest.mark.parametrize(

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.special import xlogy
 
 from epiatlas.errors import ModelError
+from epiatlas.models.families import Family
 from epiatlas.models.folds import grouped_folds
 from epiatlas.models.threads import fit_threads
 
 if TYPE_CHECKING:
     import lightgbm
+
+POISSON = Family("poisson")
 
 
 class GbmSettings(BaseModel):
@@ -60,24 +62,9 @@ class GbmSettings(BaseModel):
         }
 
 
-def poisson_deviance(y: np.ndarray, mu: np.ndarray) -> float:
-    """Mean Poisson unit deviance 2 (y log(y/mu) - (y - mu)) over rows, each row weighted equally.
-
-    With counts y and fitted counts mu this equals the rate-form deviance (target y/E, weight E) divided by the
-    number of rows, so models fit in either form are compared on the same scale.
-
-    Parameters
-    ----------
-    y : observed counts.
-    mu : fitted counts (offset included), all > 0.
-
-    References
-    ----------
-    McCullagh P, Nelder JA. Generalized Linear Models, 2nd ed. Chapman & Hall, 1989, section 2.3.
-    """
-    y = np.asarray(y, dtype=np.float64)
-    mu = np.asarray(mu, dtype=np.float64)
-    return float(np.mean(2.0 * (xlogy(y, y) - xlogy(y, mu) - (y - mu))))
+def poisson_deviance_sum(y: np.ndarray, mu: np.ndarray) -> float:
+    """Sum over rows of the Poisson unit deviance 2 (y log(y/mu) - (y - mu)), the GLM's own definition."""
+    return float(POISSON.unit_deviance(np.asarray(y, np.float64), np.asarray(mu, np.float64), None).sum())
 
 
 @dataclass(frozen=True)
@@ -94,13 +81,13 @@ class GbmResult:
     intercept: float  # log(sum outcome / sum offset) over `data`, part of the init_score
     n_rounds: int
     n_dropped: int  # rows dropped for a missing covariate (complete cases)
-    cv_path: np.ndarray  # mean CV deviance over folds after 1, 2, ... rounds
-    cv_table: pd.DataFrame  # fold, n, deviance (GBM at n_rounds), null_deviance (constant rate)
+    cv_path: np.ndarray  # CV deviance (pooled mean over held-out rows) after 1, 2, ... rounds
+    cv_table: pd.DataFrame  # fold, n, deviance (GBM at n_rounds), null_deviance (constant rate); sums per fold
 
     @property
     def cv_deviance(self) -> float:
-        """Mean over folds of the held-out mean Poisson deviance at the chosen number of rounds."""
-        return float(self.cv_table["deviance"].mean())
+        """Held-out Poisson deviance per row, all folds pooled, at the chosen rounds (as the GLM's CV deviance)."""
+        return float(self.cv_table["deviance"].sum() / self.cv_table["n"].sum())
 
     def log_rate_ratio(self, frame: pd.DataFrame | None = None) -> np.ndarray:
         """log(mu / offset) = intercept + trees, per row of `frame` (default: the rows fit)."""
@@ -173,9 +160,9 @@ def fit_gbm(
 ) -> GbmResult:
     """Fit a LightGBM Poisson model with offset; choose its rounds by early stopping on grouped K-fold CV.
 
-    All K fold models grow in lockstep; after each round the held-out Poisson deviance of every fold is
-    computed and averaged, and boosting stops when that mean has not improved for `early_stopping_rounds`.
-    The round with the lowest mean is chosen and a final model with that many rounds is fit on all rows.
+    All K fold models grow in lockstep; after each round the held-out Poisson deviance of every fold is summed
+    and divided by the number of rows (the GLM's CV deviance), and boosting stops when it has not improved for
+    `early_stopping_rounds`. The round with the lowest CV deviance is chosen and a final model with that many rounds is fit on all rows.
     Rows with a missing covariate are dropped (complete cases, counted in `n_dropped`), as the GLM does.
 
     Parameters
@@ -250,9 +237,9 @@ def _intercept(y: np.ndarray, offset: np.ndarray) -> float:
 
 
 def _null_deviance(y: np.ndarray, offset: np.ndarray, test: np.ndarray) -> float:
-    """Held-out deviance of the constant-rate model fit on the other folds."""
+    """Held-out deviance (sum) of the constant-rate model fit on the other folds."""
     ratio = np.exp(_intercept(y[~test], offset[~test]))
-    return poisson_deviance(y[test], offset[test] * ratio)
+    return poisson_deviance_sum(y[test], offset[test] * ratio)
 
 
 def _dataset(x: np.ndarray, y: np.ndarray, offset: np.ndarray, names: list[str], intercept: float, **kw: object):
@@ -265,7 +252,7 @@ def _dataset(x: np.ndarray, y: np.ndarray, offset: np.ndarray, names: list[str],
 def _cross_validate(
     x: np.ndarray, y: np.ndarray, offset: np.ndarray, fold: np.ndarray, names: list[str], settings: GbmSettings
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Grow one booster per fold in lockstep; return the mean-deviance path, per-fold deviances, best rounds."""
+    """Grow one booster per fold in lockstep; return the CV deviance path, per-fold deviance sums, best rounds."""
     import lightgbm as lgb
 
     params = settings.lightgbm_params()
@@ -286,16 +273,15 @@ def _cross_validate(
             booster.update()
             # LightGBM hands feval the held-out fitted counts, init_score (offset) included
             ((_, _, value, _),) = booster.eval_valid(
-                lambda mu, _data, y_test=y_test: ("deviance", poisson_deviance(y_test, mu), False)
+                lambda mu, _data, y_test=y_test: ("deviance", poisson_deviance_sum(y_test, mu), False)
             )
             per_fold.append(value)
         path.append(np.array(per_fold))
-        if path[-1].mean() < path[best].mean():
+        if path[-1].sum() < path[best].sum():
             best = round_
         elif round_ - best >= settings.early_stopping_rounds:
             break
-    means = np.array([p.mean() for p in path])
-    return means, path[best], best + 1
+    return np.array([p.sum() for p in path]) / len(y), path[best], best + 1
 
 
 def _train(
