@@ -15,7 +15,12 @@ import yaml
 from epiatlas.config import dump_config, load_config
 from epiatlas.contracts import evaluate_contract
 from epiatlas.covariates import CovariateTableConfig
-from epiatlas.covariates.source import covariate_contract, covariate_source_config, ingest_covariates
+from epiatlas.covariates.source import (
+    covariate_contract,
+    covariate_settings,
+    covariate_source_config,
+    ingest_covariates,
+)
 from epiatlas.errors import ConfigError, SchemaMismatchError
 from epiatlas.publish import warehouse_for
 from tests.ingest_fixtures import connection_with_regions, quarantine_rows, write_csv
@@ -154,6 +159,8 @@ def test_config_anchors_covariate_paths_at_the_config_folder(tmp_path: Path) -> 
          "'GDP' is not a lower-case identifier"),
         ({"economy": {"path": "c.csv", "variables": {"period": {"unit": "y", "description": "Y."}}}},
          "'period' is a key column"),
+        ({"economy": {"path": "c.csv", "variables": {"rowid": {"unit": "n", "description": "N."}}}},
+         "'rowid' is reserved"),
         ({"Economy-2": {"path": "c.csv", "variables": {"gdp": {"unit": "MXN", "description": "GDP."}}}},
          "'Economy-2' is not a lower-case identifier"),
         ({"economy": {"path": "c.csv", "variables": {}}}, "covariates.economy.variables"),
@@ -167,7 +174,7 @@ def test_config_anchors_covariate_paths_at_the_config_folder(tmp_path: Path) -> 
         ({"economy": {"path": "c.csv", "variables": {"gdp": {"unit": "MXN", "description": "G", "min": "0"}}}},
          "covariates.economy.variables.gdp.min"),
     ],
-    ids=["unknown_variable_key", "unknown_table_key", "upper_case_variable", "key_column_as_variable",
+    ids=["unknown_variable_key", "unknown_table_key", "upper_case_variable", "key_column_as_variable", "reserved",
          "bad_table_name", "no_variables", "no_unit", "min_above_max", "column_read_twice", "text_bound"],
 )
 def test_config_errors_name_the_key_and_the_rule(tmp_path: Path, covariates: object, fragment: str) -> None:
@@ -180,6 +187,14 @@ def test_config_errors_name_the_key_and_the_rule(tmp_path: Path, covariates: obj
 def test_a_non_tabular_file_is_a_config_error_naming_the_table(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"covariates\.economy: .*cov\.gpkg.*CSV or Parquet"):
         covariate_source_config("economy", region_table(tmp_path / "cov.gpkg"))
+
+
+def test_a_run_config_without_the_table_is_a_config_error_listing_the_tables(tmp_path: Path) -> None:
+    cfg = load_with_covariates(tmp_path, {"economy": {
+        "path": "cov.csv", "variables": {"gdp": {"unit": "MXN", "description": "GDP."}}}})
+    assert covariate_settings(cfg, "economy") is cfg.covariates["economy"]
+    with pytest.raises(ConfigError, match=r"no covariate table 'health'.*\['economy'\]"):
+        covariate_settings(cfg, "health")
 
 
 def test_readme_covariates_example_validates(tmp_path: Path) -> None:

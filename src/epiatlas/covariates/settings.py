@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 KEY_COLUMNS = ("region_id", "period")
+# DuckDB's row position pseudo-column, which staging uses: a real column of that name would shadow it.
+RESERVED_COLUMNS = ("rowid",)
 
 
 def _lower_identifier(name: str) -> str:
@@ -22,6 +24,8 @@ def _lower_identifier(name: str) -> str:
 def _variable_name(name: str) -> str:
     if name in KEY_COLUMNS:
         raise ValueError(f"{name!r} is a key column of every covariate table; name the variable otherwise")
+    if name in RESERVED_COLUMNS:
+        raise ValueError(f"{name!r} is reserved (DuckDB's row position column); name the variable otherwise")
     return _lower_identifier(name)
 
 
