@@ -6,8 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from epiatlas.indices.adequacy import correlation, standardise
 from epiatlas.indices.extraction import reduced_eigenvalues
+
+
+def random_correlation(n_rows: int, p: int, rng: np.random.Generator) -> np.ndarray:
+    """Correlation matrix of n_rows x p independent normal data, drawn directly as a Wishart(n_rows - 1, I)."""
+    from scipy.stats import wishart
+
+    scatter = wishart(df=n_rows - 1, scale=np.eye(p)).rvs(random_state=rng)
+    d = np.sqrt(np.diag(scatter))
+    return scatter / np.outer(d, d)
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,8 @@ def parallel_analysis(
     Parameters
     ----------
     r : observed correlation matrix (p x p).
-    n_rows : observations behind `r`; each random data set has the same shape (n_rows x p).
+    n_rows : observations behind `r`; each random data set has the same shape (n_rows x p); its correlation
+        matrix is drawn from the Wishart distribution, which is exactly the distribution of that of normal data.
     method : extraction method ('minres' or 'ml') used for the one-factor communalities of both.
     iterations : number of random data sets.
     quantile : quantile of the random eigenvalues a factor must exceed (0.95: Glorfeld's variant).
@@ -44,12 +53,7 @@ def parallel_analysis(
     """
     rng = np.random.default_rng(seed)
     p = r.shape[0]
-    simulated = np.stack(
-        [
-            reduced_eigenvalues(correlation(standardise(rng.standard_normal((n_rows, p)))[0]), method)
-            for _ in range(iterations)
-        ]
-    )
+    simulated = np.stack([reduced_eigenvalues(random_correlation(n_rows, p, rng), method) for _ in range(iterations)])
     observed = reduced_eigenvalues(r, method)
     threshold = np.quantile(simulated, quantile, axis=0)
     above = observed > threshold
