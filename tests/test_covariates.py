@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from epiatlas.config import dump_config, load_config
+from epiatlas.config import EpiatlasConfig, dump_config, load_config
 from epiatlas.contracts import evaluate_contract
 from epiatlas.covariates import CovariateTableConfig
 from epiatlas.covariates.source import (
@@ -42,7 +42,7 @@ def region_table(path: Path, **extra: object) -> CovariateTableConfig:
     } | extra)
 
 
-def period_table(path: Path, **extra: object) -> CovariateTableConfig:
+def period_table(path: Path) -> CovariateTableConfig:
     """A region x year table: `hospitals` (whole numbers, not null) and `uninsured` (percent)."""
     return CovariateTableConfig.model_validate({
         "path": path, "period_column": "anio",
@@ -51,10 +51,11 @@ def period_table(path: Path, **extra: object) -> CovariateTableConfig:
                           "nullable": False},
             "uninsured": {"unit": "percent", "description": "Share without health insurance.", "min": 0, "max": 100},
         },
-    } | extra)
+    })
 
 
 def ingested_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
+    """Every row of `table`, in its stored order."""
     return con.execute(f"SELECT * FROM {table}").fetchall()
 
 
@@ -135,7 +136,8 @@ def test_extra_file_columns_are_an_error_unless_ignored(tmp_path: Path) -> None:
 
 # --- config ------------------------------------------------------------------------------------------------------
 
-def load_with_covariates(tmp_path: Path, covariates: object) -> object:
+def load_with_covariates(tmp_path: Path, covariates: object) -> EpiatlasConfig:
+    """A minimal config with `covariates`, written to and loaded from tmp_path."""
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(MINIMAL_CONFIG | {"covariates": covariates}), encoding="utf-8")
     return load_config(path)
@@ -181,7 +183,7 @@ def test_config_errors_name_the_key_and_the_rule(tmp_path: Path, covariates: obj
     with pytest.raises(ConfigError) as info:
         load_with_covariates(tmp_path, covariates)
     message = " ".join(str(info.value).split())
-    assert fragment in message.replace("\n", " "), message
+    assert fragment in message, message
 
 
 def test_a_non_tabular_file_is_a_config_error_naming_the_table(tmp_path: Path) -> None:
