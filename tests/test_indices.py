@@ -87,6 +87,27 @@ def test_factor_analyzer_runs_with_the_pinned_scikit_learn(sim) -> None:
     np.testing.assert_allclose(fa.transform(values), regression_scores(z, r, fa.loadings_), atol=1e-8)
 
 
+@pytest.mark.filterwarnings("ignore:'force_all_finite' was renamed:FutureWarning")
+@pytest.mark.parametrize("rotation", ["varimax", "promax", "oblimin"])
+def test_pattern_and_scores_equal_factor_analyzers_own_pipeline(sim, rotation: str) -> None:
+    """Our rotation, sign, order, structure and scores equal FactorAnalyzer.fit/transform up to column order
+    and sign (1e-6): factor-analyzer rotates, signs and scores inside one estimator, we do it step by step."""
+    from factor_analyzer import FactorAnalyzer
+
+    values = sim[0][NAMES].to_numpy()
+    fa = FactorAnalyzer(n_factors=3, rotation=rotation, method="minres", svd_method="lapack").fit(values)
+    result = fit_indices(sim[0], IndicesSettings(indicators=NAMES, n_factors=3, rotation=rotation))
+    ours = loading_matrix(result, NAMES)
+    order = np.argsort(sim[0].sort_values(["period", "region_id"], kind="stable").index.to_numpy())
+    theirs_scores = fa.transform(values)
+    for k, name in enumerate(result.variance["factor"]):
+        j = int(np.argmax(np.abs(ours[:, [k]].T @ fa.loadings_)))
+        sign = np.sign(ours[:, k] @ fa.loadings_[:, j])
+        np.testing.assert_allclose(ours[:, k], sign * fa.loadings_[:, j], atol=1e-6)
+        score = result.scores[result.scores["index"] == name].sort_values(["period", "region_id"])["score"]
+        np.testing.assert_allclose(score.to_numpy()[order], sign * theirs_scores[:, j], atol=1e-6)
+
+
 @pytest.mark.parametrize(("method", "rotation"), [("minres", "varimax"), ("ml", "promax"), ("minres", "oblimin")])
 def test_known_loadings_recovered(sim, method: str, rotation: str) -> None:
     """Tucker congruence >= 0.95 per factor against the simulation's loadings; 3 factors by parallel analysis."""
