@@ -54,7 +54,8 @@ def _number_of_factors(
                 f"{label}: n_factors={settings.n_factors} is not identifiable with {r.shape[0]} indicators "
                 f"(at most {k_max}); lower indices.n_factors"
             )
-        return settings.n_factors, pd.DataFrame(columns=["position", "observed", "random_quantile"]), []
+        empty = {"position": pd.Series(dtype="int64"), "observed": pd.Series(dtype="float64")}
+        return settings.n_factors, pd.DataFrame(empty | {"random_quantile": pd.Series(dtype="float64")}), []
     pa = parallel_analysis(
         r, n_rows, settings.method, settings.parallel_iterations, settings.parallel_quantile, settings.seed
     )
@@ -135,7 +136,8 @@ def _stack(results: list[IndicesResult], periods: list[object]) -> IndicesResult
         for f in fields(IndicesResult)
         if f.name != "warnings"
     }  # fmt: skip
-    stacked["scores"] = stacked["scores"].sort_values(["index", "period", "region_id"], kind="stable", ignore_index=True)
+    order = ["index", "period", "region_id"]
+    stacked["scores"] = stacked["scores"].sort_values(order, kind="stable", ignore_index=True)
     return IndicesResult(**stacked, warnings=[w for res in results for w in res.warnings])
 
 

@@ -24,17 +24,25 @@ class IndicesSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    indicators: list[str] = Field(default_factory=builtin_indicators, min_length=3)
-    n_factors: Literal["parallel"] | PositiveInt = "parallel"
-    rotation: Literal["varimax", "promax", "oblimin"] = "varimax"
-    method: Literal["minres", "ml"] = "minres"
-    transform: Literal["none", "logit"] = "none"
-    pooled: bool = True
-    kmo_warn: float = Field(default=0.6, ge=0.0, le=1.0)
-    msa_warn: float = Field(default=0.5, ge=0.0, le=1.0)
-    parallel_iterations: PositiveInt = 20
-    parallel_quantile: float = Field(default=0.95, gt=0.0, lt=1.0)
-    seed: int = 20240517
+    indicators: list[str] = Field(
+        default_factory=builtin_indicators, min_length=3, description="indicator columns to factor-analyse"
+    )
+    n_factors: Literal["parallel"] | PositiveInt = Field(
+        default="parallel", description="'parallel' (Horn's parallel analysis) or a fixed number of factors"
+    )
+    rotation: Literal["varimax", "promax", "oblimin"] = Field(default="varimax", description="Kaiser-normalised")
+    method: Literal["minres", "ml"] = Field(default="minres", description="extraction: minimum residual or ML")
+    transform: Literal["none", "logit"] = Field(
+        default="none", description="'logit': empirical logit of percent indicators (0-100) before standardising"
+    )
+    pooled: bool = Field(default=True, description="one fit on all region x period rows (else one per period)")
+    kmo_warn: float = Field(default=0.6, ge=0.0, le=1.0, description="warn when the overall KMO is below")
+    msa_warn: float = Field(default=0.5, ge=0.0, le=1.0, description="warn when an indicator's MSA is below")
+    parallel_iterations: PositiveInt = Field(default=20, description="random data sets of parallel analysis")
+    parallel_quantile: float = Field(
+        default=0.95, gt=0.0, lt=1.0, description="random eigenvalue quantile a factor must exceed"
+    )
+    seed: int = Field(default=20240517, description="seed of parallel analysis")
 
     @field_validator("indicators")
     @classmethod
