@@ -308,8 +308,15 @@ def _degenerate(sim, change) -> pd.DataFrame:
          r"2 row\(s\) have missing or non-finite indicator values \{'x02': 2\}"),
         (lambda f: f.__setitem__("x04", f["x04"].where(f.index != 3, np.inf)), NAMES, r"\{'x04': 1\}"),
         (lambda f: f.__setitem__("region_id", "r000"), NAMES, r"rows share a \(region_id, period\) key"),
+        (lambda f: f.__setitem__("region_id", f["region_id"].where(f.index != 0)), NAMES, r"1 row\(s\).*no region_id"),
+        (lambda f: f.__setitem__("period", f["period"].astype(str)), NAMES, r"'period' is .*, not integer"),
+        (lambda f: f.__delitem__("period"), NAMES, r"lacks key column\(s\) \['period'\]"),
+        (lambda f: f.__setitem__("x01", f["x01"].astype(str)), NAMES, r"\['x01'\] are not numeric"),
     ],
-    ids=["constant", "collinear-pair", "linear-combination", "unknown-column", "nan", "infinite", "duplicate-keys"],
+    ids=[
+        "constant", "collinear-pair", "linear-combination", "unknown-column", "nan", "infinite", "duplicate-keys",
+        "null-region", "text-period", "no-period", "text-indicator",
+    ],
 )
 def test_degenerate_input_raises_a_specific_error(sim, change, indicators, message) -> None:
     with pytest.raises(IndicesError, match=message):
@@ -324,6 +331,15 @@ def test_fewer_rows_than_indicators_and_unidentifiable_k(sim) -> None:
         fit_indices(sim[0], IndicesSettings(indicators=NAMES, n_factors=8))
     with pytest.raises(IndicesError, match="transform 'logit' needs percent indicators"):
         fit_indices(sim[0], IndicesSettings(indicators=NAMES, transform="logit"))
+
+
+def test_logit_transform_keeps_zero_and_hundred_percent_finite(sim) -> None:
+    """The empirical logit maps 0 % and 100 % to finite values: percent data with extremes still fit."""
+    frame = sim[0].copy()
+    frame[NAMES] = 100 / (1 + np.exp(-2 * frame[NAMES]))
+    frame.loc[0, "x00"], frame.loc[1, "x01"] = 0.0, 100.0
+    result = fit_indices(frame, IndicesSettings(indicators=NAMES, transform="logit"))
+    assert np.isfinite(result.scores["score"]).all() and result.diagnostics.loc[0, "n_factors"] == 3
 
 
 def demo_indicators(config_path: Path) -> pd.DataFrame:

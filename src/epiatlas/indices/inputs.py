@@ -18,6 +18,7 @@ def _first_key(frame: pd.DataFrame, mask: np.ndarray) -> str:
 
 
 def _check_columns(frame: pd.DataFrame, indicators: list[str]) -> None:
+    """Raise unless the keys (non-null, integer period) and numeric indicator columns are present."""
     missing_keys = [c for c in KEYS if c not in frame.columns]
     if missing_keys:
         raise IndicesError(
@@ -25,6 +26,8 @@ def _check_columns(frame: pd.DataFrame, indicators: list[str]) -> None:
         )
     if not pd.api.types.is_integer_dtype(frame["period"]):
         raise IndicesError(f"indicator frame column 'period' is {frame['period'].dtype}, not integer (e.g. the year)")
+    if frame["region_id"].isna().any():
+        raise IndicesError(f"{int(frame['region_id'].isna().sum())} row(s) of the indicator frame have no region_id")
     unknown = [c for c in indicators if c not in frame.columns]
     if unknown:
         available = sorted(c for c in frame.columns if c not in KEYS)
@@ -38,6 +41,7 @@ def _check_columns(frame: pd.DataFrame, indicators: list[str]) -> None:
 
 
 def _check_values(frame: pd.DataFrame, indicators: list[str]) -> None:
+    """Raise on missing or non-finite indicator values and on repeated (region_id, period) keys."""
     values = frame[indicators].to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
