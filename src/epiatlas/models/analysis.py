@@ -1,0 +1,174 @@
+"""The whole models step on one region x period frame: GLMs (cases, severity), LightGBM, SHAP, PD/ICE.
+
+Returns every output table of the `models` group, shaped like its contract, plus the fitted objects. The
+GLM and the GBM share the GLM's region-grouped folds, so their CV deviances compare like for like.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from epiatlas.errors import ModelError
+from epiatlas.models.config import ModelsConfig
+from epiatlas.models.design import OFFSET_COLUMNS
+from epiatlas.models.explain import ShapResult, partial_dependence, region_drivers, shap_table, tree_shap
+from epiatlas.models.frame import OUTCOME_COLUMNS
+from epiatlas.models.gbm import GbmResult, fit_gbm
+from epiatlas.models.glm import CountModelResult, fit_count_model, fit_severity_model
+
+PERIOD_FEATURE = "period_trend"
+NOT_COVARIATES = {*OUTCOME_COLUMNS, "parent_id", "index_composite"}
+
+
+@dataclass(frozen=True)
+class BurdenModels:
+    """Fitted models of the burden and the tables they publish."""
+
+    cases: CountModelResult
+    severity: CountModelResult | None
+    gbm: GbmResult
+    shap: ShapResult
+    covariates: list[str]
+    tables: dict[str, pd.DataFrame]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def default_covariates(frame: pd.DataFrame) -> list[str]:
+    """Every numeric column of the model frame that is not an outcome, an offset, a key or the composite index.
+
+    The composite index is the first unrotated factor, nearly a linear combination of the rotated ones, so it
+    is left out by default (name it in models.covariates to use it instead of the factors).
+    """
+    return [c for c in frame.columns if c not in NOT_COVARIATES and pd.api.types.is_numeric_dtype(frame[c])]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[step] = round(time.perf_counter() - start, 3)
+
+
+def fit_burden_models(
+    frame: pd.DataFrame, config: ModelsConfig, contiguity: object | None = None, published: pd.DataFrame | None = None
+) -> BurdenModels:
+    """Fit the case GLM, the severity GLM, the GBM and its explanations on `frame` (see `models.frame`).
+
+    Parameters
+    ----------
+    frame : one row per region x period from `model_frame`.
+    config : the `models:` config section.
+    contiguity : libpysal W over region ids for Moran's I of the GLM residuals (optional).
+    published : the published outcomes (region_id, period, cases, deaths, severe_cases with suppressed cells
+        NULL); residuals are blanked wherever the outcome they would reveal is blank there. Without it every
+        residual is blanked.
+    """
+    covariates = config.covariates or default_covariates(frame)
+    unknown = sorted(set(covariates) - set(frame.columns))
+    if unknown:
+        raise ModelError(
+            f"models.covariates names {unknown}, which the model frame does not have; "
+            f"available: {default_covariates(frame) + ['index_composite']}"
+        )
+    settings = config.glm_settings(covariates)
+    timings: dict[str, float] = {}
+    with _timed(timings, "glm_cases"):
+        cases = fit_count_model(frame, settings, contiguity)
+    severity = None
+    if config.severity:
+        with _timed(timings, "glm_severity"):
+            severity = fit_severity_model(frame, settings, contiguity)
+    rows = frame.merge(cases.folds, on=["region_id", "period"], how="inner")
+    gbm_covariates = list(covariates)
+    if settings.period_effects:  # the GLM's period dummies become one numeric feature the trees can split on
+        rows[PERIOD_FEATURE] = rows["period"].astype(np.float64)
+        gbm_covariates.append(PERIOD_FEATURE)
+    with _timed(timings, "gbm"):
+        gbm = fit_gbm(
+            rows, gbm_covariates, "cases", OFFSET_COLUMNS[settings.offset], rows["fold"].to_numpy(), config.gbm
+        )
+    with _timed(timings, "shap"):
+        shap = tree_shap(gbm)
+    glm_per_unit = _selected_per_unit(cases.coefficients)
+    with _timed(timings, "partial_dependence"):
+        pdp = partial_dependence(gbm, config.pdp_grid_points, config.pdp_max_rows, glm_per_unit)
+    predictions = pd.concat(
+        [cases.predictions, *([severity.predictions] if severity else []), _gbm_predictions(gbm)], ignore_index=True
+    )
+    tables = {
+        "glm_coefficients": pd.concat([m.coefficients for m in (cases, severity) if m], ignore_index=True),
+        "glm_fit": pd.concat([m.fit for m in (cases, severity) if m], ignore_index=True),
+        "model_predictions": blank_revealing_residuals(predictions, published),
+        "gbm_shap": shap_table(shap),
+        "region_drivers": region_drivers(shap),
+        "gbm_partial_dependence": pdp,
+        "model_cv_comparison": cv_comparison(cases, gbm),
+    }
+    return BurdenModels(cases, severity, gbm, shap, covariates, tables, timings)
+
+
+def _selected_per_unit(coefficients: pd.DataFrame) -> dict[str, float]:
+    """GLM log rate ratio per original unit of each covariate it selected (for the PD plots' GLM line)."""
+    kept = coefficients[coefficients["selected"] & coefficients["covariate_sd"].notna()]
+    return dict(zip(kept["term"], kept["estimate_per_unit"].astype(float), strict=True))
+
+
+def _gbm_predictions(gbm: GbmResult) -> pd.DataFrame:
+    """Fitted counts and Pearson residuals of the GBM, shaped like the GLM's predictions."""
+    mu = gbm.predict()
+    y = gbm.data[gbm.outcome].to_numpy(np.float64)
+    return pd.DataFrame(
+        {
+            "region_id": gbm.data["region_id"].to_numpy(),
+            "period": gbm.data["period"].to_numpy(),
+            "outcome": gbm.outcome,
+            "model": "gbm",
+            "fitted": mu,
+            "residual": (y - mu) / np.sqrt(mu),
+        }
+    )
+
+
+def blank_revealing_residuals(predictions: pd.DataFrame, published: pd.DataFrame | None) -> pd.DataFrame:
+    """Residuals kept only where the observed value they derive from is visible in the published outcomes.
+
+    A residual together with its fitted value gives the observed count back, so it is blanked wherever the
+    published table hides that count (primary or complementary suppression, or a small deaths count).
+    """
+    out = predictions.copy()
+    if published is None:
+        out["residual"] = np.nan
+        return out
+    visible = published.melt(
+        id_vars=["region_id", "period"], value_vars=["cases", "deaths", "severe_cases"], var_name="outcome"
+    )
+    visible["visible"] = visible["value"].notna()
+    merged = out.merge(visible[["region_id", "period", "outcome", "visible"]], how="left", on=["region_id", "period", "outcome"])
+    out["residual"] = out["residual"].where(merged["visible"].fillna(False).to_numpy(dtype=bool))
+    return out
+
+
+def cv_comparison(cases: CountModelResult, gbm: GbmResult) -> pd.DataFrame:
+    """Mean held-out Poisson deviance per fold of the offset-only model, the GLM at its chosen penalty and the GBM."""
+    chosen = cases.cv_path.loc[cases.cv_path["chosen"], "alpha_index"].iloc[0]
+    glm = cases.cv_deviance_by_fold[cases.cv_deviance_by_fold["alpha_index"] == chosen].set_index("fold")
+    table = gbm.cv_table.set_index("fold")
+    if not np.array_equal(glm["n"].to_numpy(), table["n"].to_numpy()):
+        raise ModelError("the GLM and the GBM were cross-validated on different folds; they cannot be compared")
+    n = table["n"].astype(np.int64)
+    return pd.DataFrame(
+        {
+            "outcome": gbm.outcome,
+            "fold": table.index.astype(np.int32),
+            "n": n.to_numpy(),
+            "offset_only_deviance": (table["null_deviance"] / n).to_numpy(),
+            "glm_deviance": (glm["poisson_deviance"] / n).to_numpy(),
+            "gbm_deviance": (table["deviance"] / n).to_numpy(),
+        }
+    )
