@@ -8,20 +8,28 @@ have captured at its start).
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from epiatlas.config import load_config
-from epiatlas.errors import EpiatlasError
+from epiatlas.errors import EpiatlasError, from_os_error
+from epiatlas.preflight import require_preflight
 from epiatlas.publish import publish_catalog
 from epiatlas.warehouse import PublishedCatalog
 from orchestration.definitions import build_definitions
 from orchestration.jobs import ALL_ASSETS_JOB
+
+if TYPE_CHECKING:
+    from dagster._utils.error import SerializableErrorInfo
+
+_OS_ERROR = re.compile(r"\[Errno (\d+)\] ([^:\n]+)(?:: '([^'\n]*)')?")
 
 
 class PipelineRunError(EpiatlasError):
@@ -59,6 +67,51 @@ def _instance() -> Iterator[dg.DagsterInstance]:
                 yield instance
 
 
+def _epiatlas_errors() -> dict[str, type[EpiatlasError]]:
+    """Every EpiatlasError subclass loaded, by class name."""
+    found, todo = {}, [EpiatlasError]
+    while todo:
+        cls = todo.pop()
+        found[cls.__name__] = cls
+        todo += cls.__subclasses__()
+    return found
+
+
+def _chain(error: SerializableErrorInfo | None) -> list[SerializableErrorInfo]:
+    """An error and the errors it was raised from (cause, else context), outermost first."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause or error.context
+    return chain
+
+
+def _text(error: SerializableErrorInfo) -> str:
+    """The error's message without its 'module.ClassName: ' prefix, on one line."""
+    first, _, rest = error.message.strip().partition(": ")
+    text = rest if first.split(".")[-1] == error.cls_name else error.message.strip()
+    return " ".join(text.split())
+
+
+def _step_failure(event: dg.DagsterEvent, events: list[dg.DagsterEvent]) -> str:
+    """'<step>: <ErrorClass>: <message>' for the epiatlas error (or OS error, or failed blocking check) behind a step
+    failure, instead of Dagster's 'Error occurred while executing op' wrapper."""
+    chain = _chain(event.step_failure_data.error if event.step_failure_data else None)
+    known = _epiatlas_errors()
+    if mine := next((e for e in chain if e.cls_name in known), None):
+        return f"{event.step_key}: {mine.cls_name}: {_text(mine)}"
+    if os_error := next((e for e in chain if _OS_ERROR.search(e.message)), None):
+        code, strerror, filename = _OS_ERROR.search(os_error.message).groups()
+        exc = from_os_error(OSError(int(code), strerror, filename), f"step {event.step_key}")
+        return f"{event.step_key}: {type(exc).__name__}: {exc}"
+    checks = [e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+              and e.step_key == event.step_key and not e.event_specific_data.passed]
+    if checks:
+        return "\n".join(f"{event.step_key}: blocking check failed: {c.check_name}: "
+                         f"{c.description or 'see the check in the Dagster UI'}" for c in checks)
+    return f"{event.step_key}: {chain[-1].cls_name}: {_text(chain[-1])}" if chain else f"{event.step_key}: failed"
+
+
 def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str]) -> RunSummary:
     """One run of every asset; partitioned assets get every period in that same run (single-run backfill)."""
     job = job_for_config(str(config_path), ALL_ASSETS_JOB)
@@ -72,12 +125,9 @@ def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, 
         recon = dg.build_reconstructable_job(__name__, job_for_config.__name__, (str(config_path), ALL_ASSETS_JOB))
         result = dg.execute_job(recon, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
     if not result.success:
-        failures = [
-            f"{event.step_key}: {event.step_failure_data.error.message.strip() if event.step_failure_data.error else ''}"
-            for event in result.all_events
-            if event.is_step_failure
-        ]
-        raise PipelineRunError(f"run {result.run_id} of {job.name} failed:\n" + "\n".join(failures))
+        failures = [_step_failure(event, result.all_events) for event in result.all_events if event.is_step_failure]
+        raise PipelineRunError(f"run {result.run_id} of {job.name} failed ({len(failures)} step(s)); the cause of "
+                               f"each, last line last:\n" + "\n".join(failures or ["the run did not start its steps"]))
     checks = tuple(
         (ev.asset_key.to_user_string(), ev.check_name, ev.passed)
         for ev in (e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
@@ -89,6 +139,7 @@ def run_pipeline(config_path: Path, in_process: bool = False) -> tuple[RunSummar
     """Materialize every asset for one config (multiprocess by default), then publish the catalog."""
     config_path = Path(config_path).resolve()
     cfg = load_config(config_path)
+    require_preflight(cfg)  # every problem found before the lock is taken and any table is touched
     with _instance() as instance:
         summary = _execute(config_path, instance, in_process, cfg.periods.keys)
     return summary, publish_catalog(cfg)

@@ -91,3 +91,22 @@ def test_region_gate_fails_on_any_lost_region_by_default() -> None:
     assert "10 of 262" in lost.message and "r.shp row 7" in lost.message
     assert "quality.max_region_reject_share" in lost.message
     assert regions_kept_check(262, 10, 0.05, []).passed, "a configured tolerance is honoured"
+
+
+@pytest.mark.slow
+def test_a_bowtie_region_survives_a_run_and_its_repair_is_published(tmp_path: Path) -> None:
+    from epiatlas.config import load_config
+    from epiatlas.publish import warehouse_for
+    from orchestration.runner import run_pipeline
+    from tests.preflight_fixtures import tiny_project
+
+    config = tiny_project(tmp_path)
+    gpd.GeoDataFrame({"CVE": ["R1", "R2"]}, geometry=[square(0, 0), BOWTIE], crs="EPSG:4326").to_file(
+        tmp_path / "data" / "regions.geojson")
+    summary, _ = run_pipeline(config, in_process=True)
+    assert summary.failed_checks == []
+    assert ("regions", "no_region_lost", True) in summary.checks
+    with warehouse_for(load_config(config)).read_catalog() as cat:
+        assert cat.execute("SELECT source, action, columns, rules, rows FROM quarantine_summary").fetchall() == [
+            ("regions", "repaired", "geometry", "geometry_repaired", 1)]
+        assert cat.execute("SELECT count(*) FROM regions").fetchone()[0] == 2

@@ -53,11 +53,11 @@ class UnreadableSourceError(SourceError):
     """The configured input exists but cannot be read as a file (a directory, permission denied, binary)."""
 
 
-class WarehouseWriteError(WarehouseError):
-    """The operating system refused a write into the warehouse (permission, read-only file system)."""
+class StorageError(EpiatlasError):
+    """The operating system refused to read or write a file (permission, read-only disk, a folder in the way)."""
 
 
-class DiskFullError(WarehouseWriteError):
+class DiskFullError(StorageError):
     """No space left on the device that holds the warehouse."""
 
 
@@ -73,13 +73,13 @@ def from_os_error(exc: OSError, doing: str) -> EpiatlasError:
                              f"space or move warehouse.root to a larger disk, then run again; files are written "
                              f"under temporary names first, so what was stored before is intact")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return WarehouseWriteError(f"{where}: {exc.strerror} (rule: the warehouse must be writable by this user). "
-                                   f"Fix the folder's permissions or set warehouse.root to a writable folder")
+        return StorageError(f"{where}: {exc.strerror} (rule: epiatlas must be able to read its inputs and write "
+                            f"the warehouse). Fix the permissions, or set warehouse.root to a writable folder")
     if exc.errno == errno.EISDIR:
-        return WarehouseWriteError(f"{where}: is a directory where a file was expected (rule: the warehouse "
-                                   f"layout belongs to epiatlas). Remove or rename that folder")
-    return WarehouseWriteError(f"{where}: {exc.strerror or exc} (errno {exc.errno}); check the disk and the "
-                               f"folder, then run again")
+        return StorageError(f"{where}: is a directory where a file was expected (rule: paths name files). "
+                            f"Remove or rename that folder, or point the setting at the file")
+    return StorageError(f"{where}: {exc.strerror or exc} (errno {exc.errno}); check the path, the disk and the "
+                        f"folder, then run again")
 
 
 class ReconciliationError(EpiatlasError):

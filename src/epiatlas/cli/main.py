@@ -4,20 +4,37 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import click
 import typer
+from typer.core import TyperGroup
 
-from epiatlas.errors import EpiatlasError
+from epiatlas.errors import EpiatlasError, from_os_error
 
-app = typer.Typer(help="epiatlas: explain why hospitalization burden differs between regions.", no_args_is_help=True)
+
+def _fail(exc: EpiatlasError) -> NoReturn:
+    """Print the error, whose last line names the file, the rule and what to do, and exit 2 (no traceback)."""
+    typer.secho(f"error ({type(exc).__name__}): {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+class _Commands(TyperGroup):
+    """Every command's epiatlas and operating-system errors end the CLI with one message and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except EpiatlasError as exc:
+            _fail(exc)
+        except OSError as exc:
+            _fail(from_os_error(exc, f"epiatlas {ctx.invoked_subcommand}"))
+
+
+app = typer.Typer(help="epiatlas: explain why hospitalization burden differs between regions.", no_args_is_help=True,
+                  cls=_Commands)
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="epiatlas YAML config file")]
-
-
-def _fail(exc: EpiatlasError) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -106,16 +123,16 @@ def contracts_docs(out: Path = typer.Option(Path("docs/contracts.md"), help="mar
 
 @app.command("check-config")
 def check_config(config: ConfigOption) -> None:
-    """Validate a config file and show the sources it names."""
+    """Check CONFIG and the files it names before any table is touched; list every problem (exit 2) or say OK."""
     from epiatlas.config import load_config
+    from epiatlas.preflight import preflight
 
-    try:
-        cfg = load_config(config)
-    except EpiatlasError as exc:
-        _fail(exc)
-        return
-    for name, source in cfg.sources.configured().items():
-        typer.echo(f"{name}: {source.path} ({source.resolved_format})")
+    cfg = load_config(config)
+    result = preflight(cfg)
+    for line in result.checked:
+        typer.echo(line)
+    result.raise_if_problems(cfg.config_path)
+    typer.echo(f"{cfg.config_path}: no problems found; `epiatlas run --config {config}` may start")
 
 
 if __name__ == "__main__":

@@ -5,19 +5,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 
 from epiatlas.config import SourceConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.sql import ident
+from epiatlas.errors import SourceError
 from epiatlas.ingest.columns import check_config_names
-from epiatlas.ingest.geometry import assign_station_regions, read_regions
+from epiatlas.ingest.geometry import assign_station_regions, boundary_columns, read_boundaries, read_regions
 from epiatlas.ingest.resources import bounded_memory
 from epiatlas.ingest.result import IngestResult
 from epiatlas.ingest.staging import reconcile, record_geometry_repairs, stage
-from epiatlas.ingest.tabular import RawSource, read_tabular
+from epiatlas.ingest.tabular import RawSource, file_columns, read_tabular
 
-__all__ = ["IngestResult", "ingest_source"]
+__all__ = ["IngestResult", "ingest_source", "source_columns"]
 
 
 def _read(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig, contract: Contract) -> RawSource:
@@ -25,6 +28,13 @@ def _read(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig, contra
     if source == "regions":
         return read_regions(con, source, cfg, contract)
     return read_tabular(con, source, cfg, contract)
+
+
+def source_columns(con: duckdb.DuckDBPyConnection, source: str, file: Path, cfg: SourceConfig) -> list[str]:
+    """Column names of one input file (a boundary file's attributes, its CRS checked), as ingest will see them."""
+    if source == "regions":
+        return boundary_columns(read_boundaries(file, cfg))
+    return file_columns(con, file, cfg)
 
 
 def _drop(con: duckdb.DuckDBPyConnection, raw: RawSource, source: str) -> None:
@@ -35,8 +45,18 @@ def _drop(con: duckdb.DuckDBPyConnection, raw: RawSource, source: str) -> None:
 
 def ingest_source(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig,
                   contract: Contract | None = None) -> IngestResult:
-    """Create staged_<source> and quarantine_<source> in `con` from the configured file(s)."""
-    contract = contract or load_contract(source)
+    """Create staged_<source> and quarantine_<source> in `con` from the configured file(s).
+
+    A whole-file problem raises its SourceError subclass, the message prefixed with `sources.<source>`.
+    """
+    try:
+        return _ingest(con, source, cfg, contract or load_contract(source))
+    except SourceError as exc:
+        raise type(exc)(f"sources.{source}: {exc}") from exc
+
+
+def _ingest(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig, contract: Contract) -> IngestResult:
+    """ingest_source without the source-name prefix on errors."""
     check_config_names(source, cfg, contract)
     with bounded_memory(con):
         raw = _read(con, source, cfg, contract)

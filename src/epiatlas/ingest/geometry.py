@@ -112,17 +112,27 @@ def _as_text(values: pd.Series) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in values]
 
 
+def read_boundaries(file: Path, cfg: SourceConfig) -> gpd.GeoDataFrame:
+    """A boundary file with at least one feature, in EPSG:4326 (CRS rules checked)."""
+    frame = _read_frame(file, cfg)
+    if frame.empty:
+        raise EmptySourceError(f"{file}: the boundary file has no features (rule: a source needs at least one row)")
+    return _with_crs(frame, file, cfg)
+
+
+def boundary_columns(frame: gpd.GeoDataFrame) -> list[str]:
+    """The attribute (non-geometry) columns of a boundary frame."""
+    return [c for c in frame.columns if c != frame.geometry.name]
+
+
 def read_regions(con: duckdb.DuckDBPyConnection, source: str, cfg: SourceConfig, contract: Contract) -> RawSource:
     """Register `__raw_<source>`: attributes as text plus the derived geometry columns computed here."""
     files = source_files(cfg.path)
     if len(files) != 1:
         raise GeometryError(f"{cfg.path}: boundaries come from one file, but the pattern matches {len(files)}")
     file = files[0]
-    frame = _read_frame(file, cfg)
-    if frame.empty:
-        raise EmptySourceError(f"{file}: the boundary file has no features (rule: a source needs at least one row)")
-    frame = _with_crs(frame, file, cfg)
-    attributes = [c for c in frame.columns if c != frame.geometry.name]
+    frame = read_boundaries(file, cfg)
+    attributes = boundary_columns(frame)
     mapping = map_columns(file, attributes, cfg, contract)
     raw = pd.DataFrame({"__file": file.name, "__row_number": np.arange(1, len(frame) + 1, dtype="int64")},
                        index=frame.index)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from epiatlas.contracts.sql import ident, literal
 from epiatlas.contracts.validation import RawLayout
 from epiatlas.errors import EmptySourceError, SourceEncodingError, SourceParseError
 from epiatlas.ingest.columns import map_columns
-from epiatlas.ingest.files import duckdb_encoding, source_files
+from epiatlas.ingest.files import duckdb_encoding, require_text, source_files
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,14 @@ class RawSource:
 
 def _csv_reader(file: Path, cfg: SourceConfig) -> str:
     """read_csv call that keeps every value as text, so nothing is lost to type sniffing."""
-    options = [f"encoding={literal(duckdb_encoding(file, cfg.encoding))}", "all_varchar=true", "header=true", "skip=0"]
+    options = [f"encoding={literal(duckdb_encoding(file, cfg.encoding))}", "all_varchar=true", "header=true", "skip=0",
+               "quote='\"'"]
     if cfg.delimiter:
         options.append(f"delim={literal(cfg.delimiter)}")
     return f"read_csv({literal(str(file))}, {', '.join(options)})"
 
 
-def _run_csv(con: duckdb.DuckDBPyConnection, file: Path, cfg: SourceConfig, sql: str) -> duckdb.DuckDBPyConnection:
+def run_csv(con: duckdb.DuckDBPyConnection, file: Path, cfg: SourceConfig, sql: str) -> duckdb.DuckDBPyConnection:
     """Execute SQL that reads a CSV, translating DuckDB's reader errors into source errors."""
     try:
         return con.execute(sql)
@@ -57,7 +59,47 @@ def _run_csv(con: duckdb.DuckDBPyConnection, file: Path, cfg: SourceConfig, sql:
                 f"Excel or Windows, set 'encoding: latin-1' for this source; otherwise re-encode it to UTF-8. "
                 f"DuckDB said: {str(exc).splitlines()[0]}"
             ) from exc
-        raise SourceParseError(f"{file}: not a readable CSV file (rule: csv format): {exc}") from exc
+        raise _malformed(file, cfg, str(exc).splitlines()[0]) from exc
+
+
+def _first_bad_line(file: Path, cfg: SourceConfig) -> tuple[int, int, str] | None:
+    """(file line, data row, what is wrong) of the first row that is not well-formed CSV, or None.
+
+    Runs only after DuckDB refused the file, to name the line: a row with another number of fields than the
+    header, or a quote left open (a truncated file).
+    """
+    with file.open(newline="", encoding=cfg.encoding, errors="replace") as fh:
+        delimiter = cfg.delimiter or max(",;\t|", key=fh.readline().count)
+        fh.seek(0)
+        reader = csv.reader(fh, delimiter=delimiter, strict=True)
+        header = next(reader, [])
+        row_number = 0
+        while True:
+            line = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                return None
+            except csv.Error as exc:
+                return line, row_number + 1, f"{exc} (a quote opened on this line is never closed)"
+            if not row:
+                continue
+            row_number += 1
+            if len(row) != len(header):
+                return line, row_number, f"{len(row)} fields where the header has {len(header)}"
+
+
+def _malformed(file: Path, cfg: SourceConfig, detail: str) -> SourceParseError:
+    """The error for a CSV DuckDB cannot parse, naming its first malformed line when there is one."""
+    bad = _first_bad_line(file, cfg)
+    if bad is None:
+        return SourceParseError(f"{file}: not a readable CSV file (rule: csv format): {detail}; check the "
+                                f"delimiter ('delimiter') and the encoding ('encoding') for this source")
+    line, row, what = bad
+    return SourceParseError(
+        f"{file}: line {line} (data row {row}) is malformed: {what} (rule: csv format, every row has the header's "
+        f"fields and every quote is closed). The file may be truncated or hand-edited; re-export it or fix that line"
+    )
 
 
 def _file_select(file: Path, relation: str, row_number: str, mapping: dict[str, str], as_text: set[str]) -> str:
@@ -69,18 +111,34 @@ def _file_select(file: Path, relation: str, row_number: str, mapping: dict[str, 
     return f"SELECT {', '.join(columns)} FROM {relation}"
 
 
+def csv_columns(con: duckdb.DuckDBPyConnection, file: Path, cfg: SourceConfig) -> list[str]:
+    """The header of a CSV file as DuckDB splits it; binary or unsplittable files raise."""
+    require_text(file, cfg.encoding)
+    describe = f"DESCRIBE SELECT * FROM {_csv_reader(file, cfg)}"
+    columns = [row[0] for row in run_csv(con, file, cfg, describe).fetchall()]
+    if len(columns) == 1 and any(d in columns[0] for d in ",;\t|"):
+        raise _malformed(file, cfg, f"the header {columns[0]!r} could not be split into columns")
+    return columns
+
+
+def scan_sql(file: Path, cfg: SourceConfig) -> str:
+    """A DuckDB table function reading one CSV (every value as text) or Parquet file."""
+    return _csv_reader(file, cfg) if cfg.resolved_format == "csv" else f"read_parquet({literal(str(file))})"
+
+
+def file_columns(con: duckdb.DuckDBPyConnection, file: Path, cfg: SourceConfig) -> list[str]:
+    """Column names of one CSV or Parquet file, read from its header or schema only."""
+    if cfg.resolved_format == "csv":
+        return csv_columns(con, file, cfg)
+    return list(_parquet_schema(con, file)[0])
+
+
 def _read_csv_file(con: duckdb.DuckDBPyConnection, file: Path, table: str, cfg: SourceConfig,
                    contract: Contract) -> _FileRead:
     """Copy one CSV into a temp table, whose rowid is the data row order, and describe it."""
     reader = _csv_reader(file, cfg)
-    columns = [row[0] for row in _run_csv(con, file, cfg, f"DESCRIBE SELECT * FROM {reader}").fetchall()]
-    if len(columns) == 1 and any(d in columns[0] for d in ",;\t|"):
-        raise SourceParseError(
-            f"{file}: the header {columns[0]!r} could not be split into columns (rule: csv format): rows have "
-            f"different numbers of fields or the delimiter is unusual; fix the file or set 'delimiter'"
-        )
-    mapping = map_columns(file, columns, cfg, contract)
-    _run_csv(con, file, cfg, f"CREATE OR REPLACE TEMP TABLE {ident(table)} AS SELECT * FROM {reader}")
+    mapping = map_columns(file, csv_columns(con, file, cfg), cfg, contract)
+    run_csv(con, file, cfg, f"CREATE OR REPLACE TEMP TABLE {ident(table)} AS SELECT * FROM {reader}")
     rows = con.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
     return _FileRead(_file_select(file, ident(table), "rowid + 1", mapping, set()), rows, mapping)
 
