@@ -196,6 +196,16 @@ def test_hidden_rows_show_no_count_expected_ratio_or_rate_and_small_deaths_are_b
     assert not table.loc["C", "suppressed"]
 
 
+def test_counts_stay_whole_numbers_when_the_private_table_comes_back_from_duckdb_without_nulls():
+    private, regions, _, _ = _published({"A": 2, "B": 9, "C": 40})
+    con = duckdb.connect()
+    con.register("private_df", private)
+    read_back = con.execute("SELECT * FROM private_df").df()
+    assert read_back["cases"].dtype == "int64", "NumPy dtype, as DuckDB returns a column without NULLs"
+    table = protect_outcomes(read_back, regions).table
+    assert table["cases"].dtype == "Int64" and table["cases"].tolist()[2] == 40 and pd.isna(table["cases"][0])
+
+
 def test_same_input_in_any_row_order_gives_identical_tables():
     private, regions, _, result = _published({"A": 2, "B": 5, "C": 6, "D": 9, "E": 30, "F": 9})
     shuffled = protect_outcomes(private.sample(frac=1, random_state=3), regions.sample(frac=1, random_state=4))
@@ -251,3 +261,59 @@ def test_the_library_audit_flags_what_primary_suppression_alone_gives_away():
     naive = _primary_only(private)
     failures = disclosure_failures(differencing_bounds(naive, result.margins, regions))
     assert failures["region_id"].tolist() == ["A"]
+
+
+# --- the small demo, end to end ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_catalog(small_demo):
+    """The small demo run once through Dagster; what an analyst can read from its published catalog."""
+    from epiatlas.config import load_config
+    from epiatlas.publish import warehouse_for
+    from orchestration.runner import run_pipeline
+
+    summary, _ = run_pipeline(small_demo, in_process=True)
+    warehouse = warehouse_for(load_config(small_demo))
+    with warehouse.read_catalog() as cat:
+        public = {
+            name: cat.execute(f"SELECT * FROM {name}").df()
+            for name in ("published_outcomes", "published_outcome_margins", "census", "regions")
+        }
+    with warehouse.connect(["region_period_outcomes"]) as con:
+        private = con.execute("SELECT * FROM region_period_outcomes").df()
+    return summary, public, private
+
+
+@pytest.mark.slow
+def test_the_demo_catalog_survives_the_differencing_attack(demo_catalog):
+    summary, public, private = demo_catalog
+    assert ("published_outcome_margins", "survives_differencing", True) in summary.checks
+    assert summary.failed_checks == []
+    published, margins = public["published_outcomes"], public["published_outcome_margins"]
+    assert published["suppression"].eq("primary").sum() > 0 and published["suppression"].eq("secondary").sum() > 0
+    truth = private.assign(hidden=published.set_index(["region_id", "period"]).loc[
+        list(zip(private["region_id"], private["period"], strict=True)), "suppression"].notna().to_numpy())
+    for period in sorted(published["period"].unique()):
+        # (a) works on the demo: the census and visible expected counts give the hidden total exactly.
+        expected_hidden = truth.loc[truth["period"] == period].query("hidden")["cases"].sum()
+        assert hidden_total(published, public["census"], int(period)) == pytest.approx(expected_hidden, abs=1e-6)
+    bounds = _attack_finds_nothing_in(published, margins, public)
+    assert len(bounds) == published["suppression"].notna().sum()
+    assert margins["published"].sum() > len(published["period"].unique()), "some parent margins are published"
+
+
+@pytest.mark.slow
+def test_primary_suppression_with_the_same_parent_margins_gives_demo_cells_away(demo_catalog):
+    _, public, private = demo_catalog
+    naive = _primary_only(private)
+    bounds = attack(naive, public["published_outcome_margins"], public["census"], public["regions"])
+    pinned = recovered(bounds)
+    assert len(pinned) >= 10, "parents with a single small cell give it away exactly"
+    truth = private.set_index(["region_id", "period"])["cases"]
+    exact = pinned[pinned["lower"] == pinned["upper"]]
+    assert [truth[(r, p)] for r, p in zip(exact["region_id"], exact["period"], strict=True)] == exact["lower"].tolist()
+
+
+def _attack_finds_nothing_in(published, margins, public) -> pd.DataFrame:
+    bounds = attack(published, margins, public["census"], public["regions"])
+    assert recovered(bounds).empty, recovered(bounds).head()
+    return bounds

@@ -54,6 +54,12 @@ MARGIN_COLUMNS = (
     "published", "cases", "population", "expected_cases",
 )  # fmt: skip
 NATIONAL = "national"
+# Nullable dtypes, so blanked counts stay whole numbers (NumPy int64 would turn into float on masking).
+_NULLABLE_TYPES = {
+    "region_id": "string", "period": "Int32", "cases": "Int64", "deaths": "Int64", "severe_cases": "Int64",
+    "population": "Int64", **dict.fromkeys(DERIVED_COLUMNS, "Float64"), "suppressed": "boolean",
+    "suppression_threshold": "Int32",
+}  # fmt: skip
 PARENT = "parent"
 
 
@@ -231,7 +237,7 @@ def _withhold(state: _Period) -> None:
 
 def _published_table(outcomes: pd.DataFrame, labels: dict[tuple[str, int], str], threshold: int) -> pd.DataFrame:
     """The private rows with hidden cells blanked, small deaths / severe counts blanked, labels added."""
-    table = outcomes[list(REGION_PERIOD_COLUMNS)].copy()
+    table = outcomes[list(REGION_PERIOD_COLUMNS)].astype(_NULLABLE_TYPES)
     keys = zip(table["region_id"].astype(str), table["period"].astype(int), strict=True)
     table["suppression"] = pd.array([labels.get(k) for k in keys], dtype="string")
     hidden = table["suppression"].notna().to_numpy()
