@@ -175,7 +175,7 @@ def test_zeros_stay_visible_and_are_never_complements():
 
 
 def test_a_single_region_with_a_small_count_cannot_be_protected():
-    with pytest.raises(UnprotectableError, match="1 region"):
+    with pytest.raises(UnprotectableError, match=r"period 2020: 1 region\(s\)"):
         _published({"A": 3})
 
 

@@ -86,8 +86,7 @@ class DisclosureResult:
     table: pd.DataFrame
     margins: pd.DataFrame
     counts: DisclosureCounts
-    threshold: int
-    metadata: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, str]
 
 
 @dataclass
@@ -152,7 +151,7 @@ def protect_outcomes(outcomes: pd.DataFrame, regions: pd.DataFrame) -> Disclosur
     labels: dict[tuple[str, int], str] = {}
     published: dict[tuple[str, int], bool] = {}
     for period, rows in outcomes.groupby("period", sort=True):
-        state = _protect_period(_cells(rows), parent_of, threshold)
+        state = _protect_period(int(period), _cells(rows), parent_of, threshold)
         labels.update(((r, int(period)), lab) for r, lab in state.labels.items())
         published.update(((p, int(period)), ok) for p, ok in state.published.items())
     table = _published_table(outcomes, labels, threshold)
@@ -163,7 +162,7 @@ def protect_outcomes(outcomes: pd.DataFrame, regions: pd.DataFrame) -> Disclosur
         "total (national and parent x period) leaves each primary in [1, threshold-1] and pins no hidden cell",
         **counts.as_metadata(),
     }
-    return DisclosureResult(table, margins, counts, threshold, metadata)
+    return DisclosureResult(table, margins, counts, metadata)
 
 
 def _threshold(outcomes: pd.DataFrame) -> int:
@@ -207,7 +206,9 @@ def _cells(rows: pd.DataFrame) -> dict[str, Cell]:
     }
 
 
-def _protect_period(cells: dict[str, Cell], parent_of: dict[str, str | None], threshold: int) -> _Period:
+def _protect_period(
+    period: int, cells: dict[str, Cell], parent_of: dict[str, str | None], threshold: int
+) -> _Period:
     """Primary labels, complements per parent, then the residual block; withhold the period as a last resort."""
     state = _Period(cells, {r: parent_of[r] for r in cells}, threshold)
     state.labels = {r: PRIMARY for r, c in cells.items() if 0 < c.cases < threshold}
@@ -216,20 +217,20 @@ def _protect_period(cells: dict[str, Cell], parent_of: dict[str, str | None], th
     while not state.complete(state.residual()):
         candidates = [p for p, ok in state.published.items() if ok]
         if not candidates:
-            _withhold(state)
+            _withhold(state, period)
             break
         state.published[min(candidates, key=lambda p: (-state.slack(p), p))] = False
     return state
 
 
-def _withhold(state: _Period) -> None:
+def _withhold(state: _Period, period: int) -> None:
     """Hide every row of the period under one label and publish no parent margin of it."""
     state.labels = dict.fromkeys(state.cells, PERIOD)
     state.published = dict.fromkeys(state.published, False)
     cells = [state.cells[r] for r in sorted(state.cells)]
     if not protected(cells, [PERIOD] * len(cells), state.threshold):
         raise UnprotectableError(
-            f"region_period_outcomes: a period with {len(cells)} region(s) and cells below the threshold "
+            f"region_period_outcomes, period {period}: {len(cells)} region(s) with cells below the threshold "
             f"{state.threshold} cannot be protected even with every row hidden (its national total gives the "
             "cells away); use more regions or a coarser period"
         )
