@@ -8,7 +8,6 @@ have captured at its start).
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from epiatlas.config import load_config
-from epiatlas.errors import EpiatlasError, from_os_error
+from epiatlas.errors import EpiatlasError, from_os_error, os_error_in
 from epiatlas.preflight import require_preflight
 from epiatlas.publish import publish_catalog
 from epiatlas.warehouse import PublishedCatalog
@@ -28,8 +27,6 @@ from orchestration.jobs import ALL_ASSETS_JOB
 
 if TYPE_CHECKING:
     from dagster._utils.error import SerializableErrorInfo
-
-_OS_ERROR = re.compile(r"\[Errno (\d+)\] ([^:\n]+)(?:: '([^'\n]*)')?")
 
 
 class PipelineRunError(EpiatlasError):
@@ -100,9 +97,8 @@ def _step_failure(event: dg.DagsterEvent, events: list[dg.DagsterEvent]) -> str:
     known = _epiatlas_errors()
     if mine := next((e for e in chain if e.cls_name in known), None):
         return f"{event.step_key}: {mine.cls_name}: {_text(mine)}"
-    if os_error := next((e for e in chain if _OS_ERROR.search(e.message)), None):
-        code, strerror, filename = _OS_ERROR.search(os_error.message).groups()
-        exc = from_os_error(OSError(int(code), strerror, filename), f"step {event.step_key}")
+    if os_error := next((err for e in chain if (err := os_error_in(e.message))), None):
+        exc = from_os_error(os_error, f"step {event.step_key}")
         return f"{event.step_key}: {type(exc).__name__}: {exc}"
     checks = [e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
               and e.step_key == event.step_key and not e.event_specific_data.passed]
@@ -110,6 +106,16 @@ def _step_failure(event: dg.DagsterEvent, events: list[dg.DagsterEvent]) -> str:
         return "\n".join(f"{event.step_key}: blocking check failed: {c.check_name}: "
                          f"{c.description or 'see the check in the Dagster UI'}" for c in checks)
     return f"{event.step_key}: {chain[-1].cls_name}: {_text(chain[-1])}" if chain else f"{event.step_key}: failed"
+
+
+def _run_failure(events: list[dg.DagsterEvent]) -> str:
+    """The innermost error of a run that failed outside its steps (e.g. a step process could not start)."""
+    errors = [e.event_specific_data.error for e in events
+              if e.event_type_value == "PIPELINE_FAILURE" and getattr(e.event_specific_data, "error", None)]
+    if not errors:
+        return "run: failed before any step ran; see the run in the Dagster UI (`make ui`)"
+    innermost = _chain(errors[0])[-1]
+    return f"run: {innermost.cls_name}: {_text(innermost)}"
 
 
 def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str]) -> RunSummary:
@@ -127,7 +133,7 @@ def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, 
     if not result.success:
         failures = [_step_failure(event, result.all_events) for event in result.all_events if event.is_step_failure]
         raise PipelineRunError(f"run {result.run_id} of {job.name} failed ({len(failures)} step(s)); the cause of "
-                               f"each, last line last:\n" + "\n".join(failures or ["the run did not start its steps"]))
+                               f"each, last line last:\n" + "\n".join(failures or [_run_failure(result.all_events)]))
     checks = tuple(
         (ev.asset_key.to_user_string(), ev.check_name, ev.passed)
         for ev in (e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")

@@ -83,7 +83,8 @@ def test_privacy_and_rule_settings_are_strictly_typed(tmp_path: Path, section: s
 def test_suppression_threshold_true_is_not_read_as_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"suppression_threshold"):
         load_config(write_config(tmp_path, outcomes={"suppression_threshold": True}))
-    assert load_config(write_config(tmp_path, outcomes={"suppression_threshold": 10})).outcomes.suppression_threshold == 10
+    cfg = load_config(write_config(tmp_path, outcomes={"suppression_threshold": 10}))
+    assert cfg.outcomes.suppression_threshold == 10
 
 
 def test_guidelines_override_defaults_and_reject_unknown_pollutants(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import errno
 import re
 from pathlib import Path
 
+import duckdb
 import pytest
 from shapely.geometry import LineString
 from typer.testing import CliRunner, Result
@@ -112,16 +113,22 @@ def test_invalid_config_value_is_named_with_its_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_full_disk_during_a_write_ends_with_a_disk_full_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("raised_by", ["python", "duckdb"])
+def test_full_disk_during_a_write_ends_with_a_disk_full_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              raised_by: str) -> None:
     config = tiny_project(tmp_path)
 
     def no_space(self: Warehouse, con, table: str, *args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device", str(self.table_dir(table) / ".data.parquet.tmp"))
+        tmp = self.table_dir(table) / ".data.parquet.tmp"
+        if raised_by == "duckdb":
+            raise duckdb.IOException(f'IO Error: Could not write file "{tmp}": No space left on device')
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
 
     monkeypatch.setattr(Warehouse, "write_table", no_space)
     line = last_line(run_cli("run", "--config", str(config), "--in-process"))
-    assert "DiskFullError" in line and "no space left on the device" in line and ".data.parquet.tmp" in line
+    assert "DiskFullError" in line and "no space left on the device" in line
     assert "Free space or move warehouse.root" in line
+    assert raised_by == "duckdb" or ".data.parquet.tmp" in line, "the file named by the OS error is named"
     assert "Error occurred while executing" not in line
 
 
@@ -152,3 +159,32 @@ def test_losing_a_region_fails_the_run_naming_the_region_row(tmp_path: Path) -> 
         result.output, "the row gate (5%) fails too, on its own line"
     assert "regions.geojson row 2" in line and "LineString is not a polygon" in line
     assert "quality.max_region_reject_share" in line
+
+
+@pytest.mark.parametrize("error", [
+    OSError(errno.ENOSPC, "No space left on device", "/wh/.catalog.duckdb.1234.tmp"),
+    duckdb.IOException('IO Error: Could not write file "/wh/.catalog.duckdb.1234.tmp": No space left on device'),
+], ids=["os_error", "duckdb_io_error"])
+def test_full_disk_during_publish_is_a_disk_full_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       error: Exception) -> None:
+    config = tiny_project(tmp_path)
+
+    def no_space(cfg):
+        raise error
+
+    monkeypatch.setattr("epiatlas.publish.publish_catalog", no_space)
+    line = last_line(run_cli("publish", "--config", str(config)))
+    assert line.startswith("error (DiskFullError): epiatlas publish") and "no space left on the device" in line
+    assert "Free space or move warehouse.root" in line
+
+
+def test_other_os_errors_become_storage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tiny_project(tmp_path)
+
+    def read_only(cfg):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "warehouse" / "catalog.duckdb"))
+
+    monkeypatch.setattr("epiatlas.publish.publish_catalog", read_only)
+    line = last_line(run_cli("publish", "--config", str(config)))
+    assert line.startswith("error (StorageError): epiatlas publish: ") and "Read-only file system" in line
+    assert "Fix the permissions, or set warehouse.root to a writable folder" in line

@@ -11,14 +11,13 @@ from epiatlas.contracts.checks import referenced_tables
 from epiatlas.covariates.source import covariate_table
 from epiatlas.ingest import ingest_source
 from epiatlas.publish import warehouse_for
-from epiatlas.quality import Reconciliation, TableCheck, regions_kept_check
+from epiatlas.quality import REGIONS_CHECK, Reconciliation, TableCheck, regions_kept_check
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import table_metadata
 from orchestration.resources import EpiatlasResource
 
 GROUP = "ingest"
 RECONCILE_CHECK = "rows_reconcile"
-REGIONS_CHECK = "no_region_lost"
 # Inputs a source needs beyond its contract's foreign keys (stations are placed in regions by geometry).
 EXTRA_INPUTS: dict[str, tuple[str, ...]] = {"pollutant_stations": ("regions",)}
 

@@ -211,7 +211,9 @@ class ExposureConfig(_Strict):
 class QualityConfig(_Strict):
     """Data-quality gates."""
 
-    max_reject_share: StrictFloat = Field(0.05, ge=0, le=1, description="ingest check fails above this quarantined share")
+    max_reject_share: StrictFloat = Field(
+        0.05, ge=0, le=1, description="ingest check fails above this quarantined share"
+    )
     max_region_reject_share: StrictFloat = Field(
         0.0, ge=0, le=1,
         description="regions check fails above this quarantined share of regions; every record of a lost region "

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import errno
+import re
+
+_OS_ERROR = re.compile(r"\[Errno (\d+)\] ([^:\n]+)(?:: '([^'\n]*)')?")
+_DISK_FULL = "No space left on device"
 
 
 class EpiatlasError(Exception):
@@ -63,6 +67,14 @@ class DiskFullError(StorageError):
 
 class PreflightError(ConfigError):
     """Checks before any table is touched found problems; the message lists every one of them."""
+
+
+def os_error_in(message: str) -> OSError | None:
+    """The OS error an error message reports ('[Errno N] ...', or a library's 'No space left on device'), or None."""
+    if found := _OS_ERROR.search(message):
+        code, strerror, filename = found.groups()
+        return OSError(int(code), strerror, filename)
+    return OSError(errno.ENOSPC, _DISK_FULL) if _DISK_FULL in message else None
 
 
 def from_os_error(exc: OSError, doing: str) -> EpiatlasError:

@@ -149,8 +149,9 @@ def _weights_problems(con: duckdb.DuckDBPyConnection, cfg: EpiatlasConfig) -> li
         problems.append(Problem(where, "weights must be >= 0 with a positive sum"))
     groups = _age_groups(con, cfg)
     if groups is not None and set(ref.weights) != groups:
-        problems.append(Problem(where, f"age groups must match the census exactly: missing "
-                                       f"{sorted(groups - set(ref.weights))}, unknown {sorted(set(ref.weights) - groups)}"))
+        missing, unknown = sorted(groups - set(ref.weights)), sorted(set(ref.weights) - groups)
+        problems.append(Problem(where, f"age groups must match the census exactly: missing {missing}, "
+                                       f"unknown {unknown}"))
     return problems
 
 

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 
+REGIONS_CHECK = "no_region_lost"
+
+
 def reject_share(rows_quarantined: int, rows_read: int) -> float:
     """Share of the rows read that went to quarantine (0 for an empty read)."""
     return rows_quarantined / rows_read if rows_read else 0.0
@@ -67,10 +70,10 @@ def regions_kept_check(rows_read: int, rows_rejected: int, max_share: float, exa
     """
     share = reject_share(rows_rejected, rows_read)
     if share <= max_share:
-        return TableCheck("no_region_lost", True, rows_rejected,
+        return TableCheck(REGIONS_CHECK, True, rows_rejected,
                           f"regions: {rows_rejected} of {rows_read} rejected, within "
                           f"quality.max_region_reject_share {max_share:.2%}")
-    return TableCheck("no_region_lost", False, rows_rejected, (
+    return TableCheck(REGIONS_CHECK, False, rows_rejected, (
         f"regions: {rows_rejected} of {rows_read} boundary rows rejected ({share:.2%}, above "
         f"quality.max_region_reject_share {max_share:.2%}; rule: no region may be lost, because every record of a "
         f"lost region is lost with it): {'; '.join(examples)}. Fix these rows of the boundary file, or raise "

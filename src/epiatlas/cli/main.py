@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import click
+import duckdb
 import typer
 from typer.core import TyperGroup
 
-from epiatlas.errors import EpiatlasError, from_os_error
+from epiatlas.errors import EpiatlasError, from_os_error, os_error_in
 
 
 def _fail(exc: EpiatlasError) -> NoReturn:
@@ -29,6 +31,9 @@ class _Commands(TyperGroup):
             _fail(exc)
         except OSError as exc:
             _fail(from_os_error(exc, f"epiatlas {ctx.invoked_subcommand}"))
+        except duckdb.IOException as exc:  # DuckDB's own file errors (a full disk while writing the catalog)
+            reported = os_error_in(str(exc)) or OSError(errno.EIO, " ".join(str(exc).split()))
+            _fail(from_os_error(reported, f"epiatlas {ctx.invoked_subcommand}"))
 
 
 app = typer.Typer(help="epiatlas: explain why hospitalization burden differs between regions.", no_args_is_help=True,
