@@ -14,8 +14,11 @@ import numpy as np
 from epiatlas.models.design import Design
 from epiatlas.models.families import Family
 
-GRADIENT_TOL = 1e-8
-MAX_ITER = 500
+# glum's default gradient_tol 1e-4 can stop the path early; 1e-6 meets the KKT conditions to ~1e-6 of alpha.
+# Tighter tolerances hit float precision (line-search failures, max_iter reached), which the step-size rule ends.
+GRADIENT_TOL = 1e-6
+STEP_SIZE_TOL = 1e-10
+MAX_ITER = 100
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ def fit_path(
         P1=penalty,
         P2=penalty,
         gradient_tol=GRADIENT_TOL,
+        step_size_tol=STEP_SIZE_TOL,
         max_iter=MAX_ITER,
         scale_predictors=False,
     )
