@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from epiatlas.config import load_config
-from orchestration.defs import covariates, disclosure, ingest, outcomes, publish
+from orchestration.defs import covariates, disclosure, ingest, models, outcomes, publish
 from orchestration.jobs import build_jobs
 from orchestration.resources import EpiatlasResource
 
@@ -30,15 +30,22 @@ def config_path_from_env() -> Path:
     return Path(os.environ.get("EPIATLAS_CONFIG", DEFAULT_CONFIG)).resolve()
 
 
+def asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
+    """Every asset key the definitions declare (without resolving them, which needs resources)."""
+    assets = defs.assets or []
+    return sorted({key for a in assets for key in (a.keys if isinstance(a, dg.AssetsDefinition) else [a.key])})
+
+
 def build_definitions(config_path: Path) -> dg.Definitions:
-    """All asset groups, checks, jobs, schedules and the publishing sensor for one config file."""
+    """All asset groups with their checks, the catalog downstream of all of them, and the jobs, for one config file."""
     cfg = load_config(config_path)
     groups = dg.Definitions.merge(
-        ingest.build_defs(cfg), covariates.build_defs(cfg), outcomes.build_defs(cfg), disclosure.build_defs(cfg),
-        publish.build_defs(),
+        ingest.build_defs(cfg), outcomes.build_defs(cfg), disclosure.build_defs(cfg),
+        covariates.build_defs(cfg), models.build_defs(cfg),
     )
     return dg.Definitions.merge(
         groups,
+        publish.build_defs(asset_keys(groups)),
         dg.Definitions(
             jobs=build_jobs(),
             executor=EXECUTOR,

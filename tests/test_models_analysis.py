@@ -38,8 +38,8 @@ def config() -> ModelsConfig:
     )
 
 
-def test_default_covariates_leave_out_outcomes_and_composite(frame: pd.DataFrame) -> None:
-    assert default_covariates(frame) == ["index_a", "index_b", "pm25"]
+def test_default_covariates_leave_out_outcomes_composite_and_other_pollutants(frame: pd.DataFrame) -> None:
+    assert default_covariates(frame.assign(no2=1.0, clinics=2.0)) == ["index_a", "index_b", "pm25", "clinics"]
 
 
 def test_tables_match_their_contracts_and_models_share_folds(frame: pd.DataFrame, config: ModelsConfig) -> None:

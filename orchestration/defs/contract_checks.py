@@ -21,6 +21,7 @@ def contract_check_results(warehouse: Warehouse, contract: Contract) -> list[dg.
     with warehouse.connect([contract.name, *referenced_tables(contract)]) as con:
         return [
             dg.AssetCheckResult(
+                asset_key=contract.name,
                 check_name=result.check_name,
                 passed=result.passed,
                 description=result.message,

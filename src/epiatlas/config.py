@@ -24,6 +24,8 @@ from pydantic import (
 
 from epiatlas.covariates.settings import CovariateName, CovariateTableConfig
 from epiatlas.errors import ConfigError
+from epiatlas.indices.settings import IndicesSettings
+from epiatlas.models.config import ModelsConfig
 from epiatlas.yaml_files import read_yaml_mapping
 
 FileFormat = Literal["csv", "parquet", "gpkg", "geojson", "shp"]
@@ -234,6 +236,8 @@ class EpiatlasConfig(_Strict):
     quality: QualityConfig = QualityConfig()
     covariates: dict[CovariateName, CovariateTableConfig] = Field(
         default_factory=dict, description="the user's own covariate tables: table name -> file and variables")
+    indices: IndicesSettings = Field(default_factory=IndicesSettings, description="socioeconomic factor indices")
+    models: ModelsConfig = Field(default_factory=ModelsConfig, description="count models and their explanations")
     config_path: Path | None = Field(None, exclude=True)
 
     def resolve_paths(self, base: Path) -> EpiatlasConfig:

@@ -17,7 +17,7 @@ import pandas as pd
 from epiatlas.errors import ModelError
 from epiatlas.models.config import ModelsConfig
 from epiatlas.models.design import OFFSET_COLUMNS
-from epiatlas.models.explain import ShapResult, partial_dependence, region_drivers, shap_table, tree_shap
+from epiatlas.models.explain import ShapResult, mean_abs_shap, partial_dependence, region_drivers, shap_table, tree_shap
 from epiatlas.models.frame import OUTCOME_COLUMNS
 from epiatlas.models.gbm import GbmResult, fit_gbm
 from epiatlas.models.glm import CountModelResult, fit_count_model, fit_severity_model
@@ -38,14 +38,35 @@ class BurdenModels:
     tables: dict[str, pd.DataFrame]
     timings: dict[str, float] = field(default_factory=dict)
 
+    def top_drivers(self, n: int = 3) -> list[str]:
+        """The covariates with the largest mean |SHAP|, largest first."""
+        return mean_abs_shap(self.shap)["feature"].head(n).tolist()
+
+    def fitted_state(self) -> dict[str, object]:
+        """What a user needs to reuse the fits: GLM results (they embed the private data) and the GBM model text."""
+        return {
+            "covariates": self.covariates,
+            "glm_cases": self.cases.refit,
+            "glm_severity": self.severity.refit if self.severity else None,
+            "gbm_cases": self.gbm.booster.model_to_string(),
+            "gbm_intercept": self.gbm.intercept,
+        }
+
 
 def default_covariates(frame: pd.DataFrame) -> list[str]:
-    """Every numeric column of the model frame that is not an outcome, an offset, a key or the composite index.
+    """Every socioeconomic index (not the composite), PM2.5 (`pm25`) and every user covariate column.
 
-    The composite index is the first unrotated factor, nearly a linear combination of the rotated ones, so it
-    is left out by default (name it in models.covariates to use it instead of the factors).
+    Other pollutants enter only when named in models.covariates: each one's missing regions are dropped from the
+    fit (complete cases), so adding every pollutant by default would shrink the data to the regions monitored for
+    all of them. The composite index is the first unrotated factor, nearly a linear combination of the rotated
+    ones, so it is left out too (name it in models.covariates to use it instead of the factors).
     """
-    return [c for c in frame.columns if c not in NOT_COVARIATES and pd.api.types.is_numeric_dtype(frame[c])]
+    pollutants = {"pm25", "pm10", "o3", "no2", "so2", "co"}
+    return [
+        c
+        for c in frame.columns
+        if c not in NOT_COVARIATES and (c == "pm25" or c not in pollutants) and pd.api.types.is_numeric_dtype(frame[c])
+    ]
 
 
 @contextmanager

@@ -23,7 +23,7 @@ class ModelsConfig(BaseModel):
         None,
         min_length=1,
         description="covariate columns of the model frame; default: every socioeconomic index (not the composite), "
-        "every pollutant's annual mean (pm25, ...) and every user covariate",
+        "PM2.5's annual mean (pm25) and every user covariate; other pollutants (pm10, o3, no2, so2, co) when named",
     )
     glm: dict[str, Any] = Field(default_factory=dict, description="ModelSettings options other than covariates")
     gbm: GbmSettings = GbmSettings()

@@ -175,7 +175,7 @@ def choropleth(
     repeated = values["region_id"][values["region_id"].duplicated()].unique()
     if len(repeated):
         raise ModelError(f"values has several rows for region(s) {list(repeated[:5])}: filter to one period first")
-    geometry = regions["geometry"] if isinstance(regions, gpd.GeoDataFrame) else gpd.GeoSeries.from_wkb(regions["geometry"])
+    geometry = regions["geometry"] if isinstance(regions, gpd.GeoDataFrame) else gpd.GeoSeries.from_wkb(regions["geometry"].map(bytes))
     crs = regions.crs if isinstance(regions, gpd.GeoDataFrame) else "EPSG:4326"
     shapes = gpd.GeoDataFrame({"region_id": regions["region_id"].to_numpy()}, geometry=geometry.to_numpy(), crs=crs)
     shapes = shapes.merge(values[["region_id", column]], on="region_id", how="left")
@@ -183,9 +183,11 @@ def choropleth(
     fig, (ax,) = _figure(8.0, 6.0, size)
     style: dict[str, object] = {"cmap": "YlOrRd"}
     if center is not None and known.any():
-        low, high = shapes.loc[known, column].min(), shapes.loc[known, column].max()
-        reach = max(center - low, high - center) or 1.0
-        style = {"cmap": "RdBu_r", "norm": TwoSlopeNorm(vcenter=center, vmin=center - reach, vmax=center + reach)}
+        # 2nd-98th percentile so one extreme region does not wash out the rest; each side scaled on its own, so
+        # a ratio (0 < x, centre 1) and a residual (centre 0) both keep their real range.
+        low, high = np.quantile(shapes.loc[known, column].to_numpy(float), [0.02, 0.98])
+        low, high = min(low, center - 1e-9), max(high, center + 1e-9)
+        style = {"cmap": "RdBu_r", "norm": TwoSlopeNorm(vcenter=center, vmin=low, vmax=high)}
     if known.any():
         shapes[known].plot(column=column, ax=ax, linewidth=0.1, edgecolor="white", legend=True,
                            legend_kwds={"label": label or column, "shrink": 0.6}, **style)  # fmt: skip

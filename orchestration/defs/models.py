@@ -1,0 +1,260 @@
+"""Models group: socioeconomic indices, the count models with their explanations, and the public figures.
+
+Thin assets: read stored tables, call `epiatlas.indices` / `epiatlas.models`, write tables and artifacts,
+attach metadata. Heavy libraries (lightgbm, shap, factor-analyzer, matplotlib) load inside the library calls.
+"""
+
+
+import base64
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from epiatlas.artifacts import ArtifactStore
+from epiatlas.config import EpiatlasConfig
+from epiatlas.contracts import Contract, load_contract
+from epiatlas.contracts.conform import conformed_select
+from epiatlas.covariates.source import covariate_table
+from epiatlas.indices import fit_indices
+from epiatlas.indices.published import index_tables
+from epiatlas.indices.sources import indicator_table
+from epiatlas.models.analysis import fit_burden_models
+from epiatlas.models.checks import model_checks
+from epiatlas.models.contiguity import queen_contiguity
+from epiatlas.models.figures import model_figures
+from epiatlas.models.frame import model_frame
+from epiatlas.warehouse import Warehouse, WrittenTable
+from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
+from orchestration.metadata import table_metadata
+from orchestration.resources import EpiatlasResource
+
+GROUP = "models"
+INDEX_TABLES = ["socioeconomic_indices", "factor_loadings", "factor_diagnostics"]
+MODEL_TABLES = [
+    "glm_coefficients",
+    "glm_fit",
+    "model_predictions",
+    "gbm_shap",
+    "region_drivers",
+    "gbm_partial_dependence",
+    "model_cv_comparison",
+]
+MODEL_CHECKS = {
+    "shap_additivity": "base value + sum of SHAP = the GBM's log rate ratio for every row (1e-6)",
+    "residuals_hidden_where_suppressed": "no residual is shown where published_outcomes hides the count",
+    "same_folds": "GLM and GBM cross-validated on the same region-grouped folds",
+}
+TAGS = {"compute": "cpu"}
+
+
+def _artifacts(warehouse: Warehouse) -> ArtifactStore:
+    return ArtifactStore(warehouse.root / "artifacts")
+
+
+def _store(
+    warehouse: Warehouse,
+    tables: dict[str, pd.DataFrame],
+    metadata: dict[str, dict[str, Any]],
+    checks: dict[str, list[dg.AssetCheckResult]] | None = None,
+) -> list[dg.MaterializeResult]:
+    """Write each table in its contract's column order; one MaterializeResult per table with its checks."""
+    results = []
+    for name, frame in tables.items():
+        contract = load_contract(name)
+        written = _write_conformed(warehouse, contract, frame)
+        results.append(
+            dg.MaterializeResult(
+                asset_key=name,
+                metadata={**table_metadata(contract, written), **metadata.get(name, {})},
+                check_results=[*contract_check_results(warehouse, contract), *(checks or {}).get(name, [])],
+            )
+        )
+    return results
+
+
+def _write_conformed(warehouse: Warehouse, contract: Contract, frame: pd.DataFrame) -> WrittenTable:
+    """Store `frame` with its contract's column order and types."""
+    with warehouse.connect(()) as con:
+        con.register("_frame", frame)
+        return warehouse.write_table(con, contract.name, conformed_select(contract, "_frame"))
+
+
+def _specs(tables: Sequence[str], deps: Sequence[str], description: str) -> list[dg.AssetSpec]:
+    return [
+        dg.AssetSpec(
+            name, group_name=GROUP, deps=list(deps), description=f"{load_contract(name).description}\n\n{description}",
+            kinds={"python", "parquet"}, tags={"privacy": load_contract(name).privacy},
+        )
+        for name in tables
+    ]
+
+
+def _indicator_sources(cfg: EpiatlasConfig) -> list[str]:
+    base = ["socioeconomic_indicators"] if cfg.sources.socioeconomic_indicators is not None else []
+    return base + [covariate_table(name) for name in cfg.covariates]
+
+
+def build_indices_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
+    """Factor analysis of the indicators into socioeconomic indices, loadings and diagnostics."""
+    sources = _indicator_sources(cfg)
+
+    @dg.multi_asset(
+        name="socioeconomic_factor_analysis",
+        specs=_specs(INDEX_TABLES, sources, "Built by one factor analysis (settings: `indices:` in the config)."),
+        check_specs=[s for t in INDEX_TABLES for s in contract_check_specs(load_contract(t))],
+        op_tags=TAGS,
+    )
+    def _indices(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource):
+        cfg = epiatlas.settings()
+        warehouse = epiatlas.warehouse()
+        with warehouse.connect(sources) as con:
+            indicators = con.table("socioeconomic_indicators").df() if "socioeconomic_indicators" in sources else None
+            covariates = [con.table(t).df() for t in sources if t != "socioeconomic_indicators"]
+        result = fit_indices(indicator_table(indicators, covariates), cfg.indices)
+        for warning in result.warnings:
+            context.log.warning(warning)
+        tables = index_tables(result, cfg.indices)
+        diagnostics = tables["factor_diagnostics"]
+        summary = {
+            "kmo": float(diagnostics["kmo"].iloc[0]),
+            "n_factors": int(diagnostics["n_factors"].iloc[0]),
+            "factors": ", ".join(diagnostics["factor"]),
+            "warnings": "; ".join(result.warnings) or "none",
+        }
+        yield from _store(warehouse, tables, {"factor_diagnostics": summary})
+
+    return _indices
+
+
+def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefinition:
+    """GLMs for cases and severity, LightGBM with SHAP and partial dependence, fit on the private counts."""
+    exposure = ["pollutant_exposure"] if cfg.sources.pollutant_readings is not None else []
+    covariates = [covariate_table(name) for name in cfg.covariates]
+    inputs = ["regions", "region_period_outcomes", "published_outcomes", *exposure, *covariates]
+    inputs += ["socioeconomic_indices"] if has_indices else []
+
+    @dg.multi_asset(
+        name="count_models",
+        specs=_specs(
+            MODEL_TABLES, inputs,
+            "Fit on the private, unsuppressed counts; nothing published gives a suppressed cell back "
+            "(settings: `models:` in the config).",
+        ),
+        check_specs=[
+            *(dg.AssetCheckSpec(name, asset="glm_fit", description=text) for name, text in MODEL_CHECKS.items()),
+            *(s for t in MODEL_TABLES for s in contract_check_specs(load_contract(t))),
+        ],
+        op_tags=TAGS,
+    )
+    def _models(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource):
+        cfg = epiatlas.settings()
+        warehouse = epiatlas.warehouse()
+        with warehouse.connect(inputs) as con:
+            regions = con.execute("SELECT region_id, parent_id, geometry FROM regions ORDER BY region_id").df()
+            frame = model_frame(
+                con.table("region_period_outcomes").df(),
+                regions,
+                con.table("pollutant_exposure").df() if exposure else None,
+                con.table("socioeconomic_indices").df() if has_indices else None,
+                _covariate_frame(con, covariates),
+            )
+            published = con.table("published_outcomes").df()
+        models = fit_burden_models(frame, cfg.models, queen_contiguity(regions), published)
+        store = _artifacts(warehouse)
+        store.put("count_models", pickle.dumps(models.fitted_state()), kind="model", privacy="private", suffix="pkl")
+        fit = models.tables["glm_fit"].set_index("outcome")
+        summary = {
+            "family": str(fit.loc["cases", "family"]),
+            "alpha": float(fit.loc["cases", "alpha"]),
+            "deviance_explained": float(fit.loc["cases", "deviance_explained"]),
+            "rows_dropped_missing_covariates": int(fit.loc["cases", "n_dropped"]),
+            "covariates": ", ".join(models.covariates),
+            "top_drivers": ", ".join(models.top_drivers()),
+            "seconds_per_step": dg.MetadataValue.json(models.timings),
+        }
+        checks = [
+            dg.AssetCheckResult(check_name=c.name, asset_key="glm_fit", passed=c.passed, description=c.message,
+                                metadata={"failing_rows": c.failing_rows})
+            for c in model_checks(models, published)
+        ]  # fmt: skip
+        yield from _store(warehouse, models.tables, {"glm_fit": summary}, {"glm_fit": checks})
+
+    return _models
+
+
+def _covariate_frame(con, tables: list[str]) -> pd.DataFrame | None:
+    """User covariate tables joined on their keys (region-only tables broadcast over periods by `model_frame`)."""
+    frames = [con.table(t).df() for t in tables]
+    if not frames:
+        return None
+    merged = frames[0]
+    for other in frames[1:]:
+        keys = ["region_id", "period"] if {"period"} <= set(merged.columns) & set(other.columns) else ["region_id"]
+        merged = merged.merge(other, on=keys, how="outer")
+    return merged
+
+
+def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefinition:
+    """Public PNG figures of the models, stored as artifacts and as the `model_figures` table."""
+    inputs = ["regions", "published_outcomes", "glm_coefficients", "gbm_partial_dependence", "gbm_shap",
+              "model_predictions", *(["socioeconomic_indices"] if has_indices else [])]  # fmt: skip
+    contract = load_contract("model_figures")
+
+    @dg.asset(
+        name="model_figures",
+        group_name=GROUP,
+        deps=inputs,
+        description=contract.description,
+        kinds={"python", "parquet"},
+        tags={"privacy": contract.privacy},
+        check_specs=contract_check_specs(contract),
+    )
+    def _figures(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
+        cfg = epiatlas.settings()
+        warehouse = epiatlas.warehouse()
+        with warehouse.connect(inputs) as con:
+            tables = {t: con.table(t).df() for t in inputs}
+        args = (
+            tables["glm_coefficients"], tables["gbm_partial_dependence"], tables["gbm_shap"],
+            tables.get("socioeconomic_indices"), tables["published_outcomes"], tables["model_predictions"],
+            tables["regions"], cfg.synthetic,
+        )  # fmt: skip
+        figures = model_figures(*args)
+        previews = {f.name: f.png for f in model_figures(*args, size="preview")}
+        store = _artifacts(warehouse)
+        stored = [store.put(f.name, f.png, kind="figure", privacy="public", suffix="png") for f in figures]
+        frame = pd.DataFrame(
+            {
+                "name": [f.name for f in figures],
+                "description": [f.description for f in figures],
+                "sha256": [a.sha256 for a in stored],
+                "png": [f.png for f in figures],
+            }
+        )
+        written = _write_conformed(warehouse, contract, frame)
+        return dg.MaterializeResult(
+            metadata={
+                **table_metadata(contract, written),
+                **{
+                    f"preview_{name}": dg.MetadataValue.md(
+                        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+                    )
+                    for name, png in previews.items()
+                },
+            },
+            check_results=contract_check_results(warehouse, contract),
+        )
+
+    return _figures
+
+
+def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
+    """The models group for this configuration (indices only when indicator tables are configured)."""
+    has_indices = bool(_indicator_sources(cfg))
+    assets = [build_models_asset(cfg, has_indices), build_figures_asset(cfg, has_indices)]
+    if has_indices:
+        assets.insert(0, build_indices_asset(cfg))
+    return dg.Definitions(assets=assets)
