@@ -94,19 +94,26 @@ def test_region_gate_fails_on_any_lost_region_by_default() -> None:
 
 
 @pytest.mark.slow
-def test_a_bowtie_region_survives_a_run_and_its_repair_is_published(tmp_path: Path) -> None:
+def test_a_bowtie_region_survives_the_ingest_job_and_its_repair_is_counted(tmp_path: Path) -> None:
+    import dagster as dg
+
     from epiatlas.config import load_config
     from epiatlas.publish import warehouse_for
-    from orchestration.runner import run_pipeline
+    from orchestration.definitions import build_definitions
     from tests.preflight_fixtures import tiny_project
 
     config = tiny_project(tmp_path)
     gpd.GeoDataFrame({"CVE": ["R1", "R2"]}, geometry=[square(0, 0), BOWTIE], crs="EPSG:4326").to_file(
         tmp_path / "data" / "regions.geojson")
-    summary, _ = run_pipeline(config, in_process=True)
-    assert summary.failed_checks == []
-    assert ("regions", "no_region_lost", True) in summary.checks
-    with warehouse_for(load_config(config)).read_catalog() as cat:
-        assert cat.execute("SELECT source, action, columns, rules, rows FROM quarantine_summary").fetchall() == [
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = build_definitions(config).resolve_job_def("ingest_job").execute_in_process(instance=instance)
+    assert result.success
+    checks = {(e.asset_key.to_user_string(), e.check_name): e.passed
+              for e in (ev.event_specific_data for ev in result.all_events
+                        if ev.event_type_value == "ASSET_CHECK_EVALUATION")}
+    assert checks[("regions", "no_region_lost")] and checks[("regions", "rows_reconcile")]
+    assert all(checks.values()), checks
+    with warehouse_for(load_config(config)).connect(["regions", "quarantine_summary"]) as con:
+        assert con.execute("SELECT source, action, columns, rules, rows FROM quarantine_summary").fetchall() == [
             ("regions", "repaired", "geometry", "geometry_repaired", 1)]
-        assert cat.execute("SELECT count(*) FROM regions").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM regions").fetchone()[0] == 2
