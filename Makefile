@@ -27,7 +27,8 @@ ui: setup  ## open the Dagster UI on the demo warehouse (run `make demo` first)
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) EPIATLAS_CONFIG=$(CURDIR)/demo_data/config.yaml \
 		$(BIN)/dagster dev -m orchestration.definitions
 
-bench: setup  ## performance figures (see README)
+bench: setup  ## performance figures (see README); installs the peers measured side by side
+	$(BIN)/pip install --quiet --no-deps grad-cam==1.5.7 ttach==0.0.3 opencv-python-headless==5.0.0.93
 	$(BIN)/python benchmarks/bench_outcomes_10m.py
 
 docs: setup  ## regenerate docs/contracts.md from data_contracts/
