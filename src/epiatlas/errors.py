@@ -108,3 +108,7 @@ class WarehouseLockedError(WarehouseError):
 
 class IndicesError(EpiatlasError):
     """Indicators cannot be factor-analysed (unknown, missing or constant columns, singular correlations)."""
+
+
+class ImagingError(EpiatlasError):
+    """An imaging step cannot run (no usable images, unknown architecture, bad checkpoint, image root escape)."""
