@@ -146,6 +146,23 @@ def test_alpha_grid_starts_where_every_penalized_coefficient_just_vanishes() -> 
     assert (below.coefs[0, design.penalized] != 0).sum() == 1
 
 
+def test_path_meets_the_elastic_net_optimality_conditions() -> None:
+    """KKT at every α of the glum path: zero coefficients have |gradient| <= α l1, others gradient = penalty'."""
+    frame = simulate(16, n_periods=2)
+    design = build_design(frame, settings(), "cases")
+    null = sm.GLM(design.y, np.column_stack([np.ones(len(design.y)), design.X.loc[:, ~design.penalized]]),
+                  family=sm.families.Poisson(), offset=design.offset).fit()  # fmt: skip
+    grid = alpha_grid(design, Family("poisson"), null.fittedvalues, 0.5, 15, 1e-3)
+    path = fit_path(design, Family("poisson"), grid, 0.5, np.arange(len(design.y)))
+    X = design.X.to_numpy()
+    for alpha, b0, b in zip(grid, path.intercepts, path.coefs, strict=True):
+        gradient = X.T @ (design.y - np.exp(b0 + X @ b + design.offset)) / len(design.y)
+        target = alpha * (0.5 * np.sign(b) + 0.5 * b)
+        violation = np.where(b != 0, np.abs(gradient - target), np.maximum(np.abs(gradient) - 0.5 * alpha, 0))
+        assert violation[design.penalized].max() <= 1e-4 * alpha
+        assert np.abs(gradient[~design.penalized]).max() <= 1e-4 * alpha
+
+
 def test_cv_picks_an_interior_penalty_on_sparse_effects(sparse_fit) -> None:
     """The CV curve has its chosen penalty strictly inside the grid, below the deviance at both ends."""
     path = sparse_fit.cv_path
@@ -237,6 +254,21 @@ def test_moran_value_by_hand_and_islands_left_out() -> None:
     assert (result.n, result.n_islands, result.expected) == (4, 1, pytest.approx(-1 / 3))
     with pytest.raises(ModelError, match="no entry in the spatial weights"):
         moran_permutation(pd.Series([1.0], index=["zz"]), line, 99, 0)
+
+
+def test_moran_equals_esda_on_the_lattice() -> None:
+    """Same I as esda.Moran on row-standardised weights; permutation p-values agree within sampling error."""
+    import esda
+
+    values = pd.Series(np.random.default_rng(15).normal(size=SIDE * SIDE), index=[f"R{r:03d}" for r in range(SIDE * SIDE)])
+    values += 0.3 * np.sin(np.arange(SIDE * SIDE) // SIDE / 3.0)
+    weights = lattice_weights()
+    ours = moran_permutation(values, weights, 999, 0)
+    np.random.seed(0)  # esda draws its permutations from NumPy's global state
+    reference = esda.Moran(values.loc[weights.id_order].to_numpy(), weights, permutations=999)
+    assert ours.i == pytest.approx(reference.I, abs=1e-12)
+    assert ours.expected == pytest.approx(reference.EI, abs=1e-12)
+    assert abs(ours.p_value - reference.p_sim) <= 0.02
 
 
 def test_moran_with_an_island_region_in_the_model() -> None:

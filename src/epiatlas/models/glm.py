@@ -24,14 +24,13 @@ from epiatlas.models.dispersion import (
 )
 from epiatlas.models.families import Family
 from epiatlas.models.folds import grouped_folds
-from epiatlas.models.path import alpha_grid, choose_alpha, cross_validate, fit_path
+from epiatlas.models.path import CrossValidation, alpha_grid, choose_alpha, cross_validate, fit_path
 from epiatlas.models.selection import selection_frequency
 from epiatlas.models.settings import ModelSettings
 from epiatlas.models.threads import fit_threads
 
 MODEL_NAME = "glm"
 REFIT_TOL = 1e-12
-MORAN_RESIDUALS = "mean Pearson residual per region over the periods fitted"
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,7 @@ class CountModelResult:
     (`estimate`, `rate_ratio`, CI) and per original unit (`estimate_per_unit`, with `covariate_sd` used).
     For the binomial severity model `rate_ratio` is the odds ratio. `fit`: one row of fit statistics.
     `predictions`: fitted counts and Pearson residuals per region x period fitted. `cv_path`: CV deviance per α.
+    `moran`: Moran's I of the mean Pearson residual per region over the periods fitted (None without weights).
     `cv_deviance_by_fold`: held-out deviance per α and fold (Poisson deviance too, to compare with the GBM).
     `folds`: the CV fold of every row fitted, so other models can use the very same folds.
     """
@@ -284,7 +284,7 @@ def _fit_row(
     )
 
 
-def _by_fold(cv_columns: dict[str, np.ndarray], cv: object, counts: bool) -> pd.DataFrame:
+def _by_fold(cv_columns: dict[str, np.ndarray], cv: CrossValidation, counts: bool) -> pd.DataFrame:
     """Held-out deviance per α and fold, long form."""
     n_alphas, n_folds = cv.deviance.shape
     return pd.DataFrame(

@@ -1,6 +1,6 @@
 """Elastic-net regularization path with glum and its grouped K-fold cross-validation.
 
-glum minimises  deviance / (2 Σ s) + α l1_ratio ‖w‖₁ + α (1 − l1_ratio) ‖w‖² / 2  over the penalized columns.
+glum minimises  deviance / (2 Σ s) + α l1_ratio ‖w‖₁ + α (1 − l1_ratio) ‖w‖² / 2  (penalized columns only).
 Its automatic α grid ignores the offset, so the grid here is explicit: it starts at the smallest α that zeroes
 every penalized coefficient of the model *with* its offset and unpenalized columns (intercept, periods).
 """
@@ -62,7 +62,9 @@ def glum_inputs(design: Design, rows: np.ndarray, weights: np.ndarray | None = N
     return {"y": design.y[rows] / trials, "sample_weight": w * trials, "offset": None}
 
 
-def alpha_grid(design: Design, family: Family, null_mu: np.ndarray, l1_ratio: float, n: int, ratio: float) -> np.ndarray:
+def alpha_grid(
+    design: Design, family: Family, null_mu: np.ndarray, l1_ratio: float, n: int, ratio: float
+) -> np.ndarray:
     """Log-spaced α from the all-zero penalty α_max down to `ratio` α_max.
 
     Parameters
@@ -86,7 +88,12 @@ def alpha_grid(design: Design, family: Family, null_mu: np.ndarray, l1_ratio: fl
 
 
 def fit_path(
-    design: Design, family: Family, alphas: np.ndarray, l1_ratio: float, rows: np.ndarray, weights: np.ndarray | None = None
+    design: Design,
+    family: Family,
+    alphas: np.ndarray,
+    l1_ratio: float,
+    rows: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> Path:
     """Fit the penalized GLM on `rows` at every α (warm starts along the path), tight gradient tolerance."""
     from glum import GeneralizedLinearRegressor
