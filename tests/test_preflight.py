@@ -97,3 +97,13 @@ def test_catalog_name_that_is_a_folder_and_unwritable_root_are_problems(tmp_path
     assert "is a folder" in problems(cfg.config_path)["warehouse.catalog_name"]
     monkeypatch.setattr("epiatlas.preflight.os.access", lambda path, mode: False)
     assert "not writable" in problems(cfg.config_path)["warehouse.root"]
+
+
+def test_covariate_tables_are_checked_like_sources(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dep.csv").write_text("cve,indice\nR1,0.4\nR2,0.7\n")
+    good = {"path": "data/dep.csv", "region_column": "cve", "variables": {"deprivation": {"column": "indice", "unit": "index", "description": "d"}}}
+    assert preflight(load_config(tiny_project(tmp_path, covariates={"dep": good}))).ok
+    bad = good | {"variables": {"deprivation": {"column": "index", "unit": "index", "description": "d"}}}
+    found = problems(tiny_project(tmp_path, covariates={"dep": bad}))
+    assert "dep.csv: missing required column(s) deprivation (as 'index')" in found["covariates.dep"]

@@ -15,7 +15,8 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from epiatlas.config import EpiatlasConfig, SourceConfig, warehouse_root_problem
-from epiatlas.contracts import load_contract
+from epiatlas.contracts import Contract, load_contract
+from epiatlas.covariates.source import covariate_contract, covariate_source_config, covariate_table
 from epiatlas.contracts.sql import ident, literal
 from epiatlas.errors import EmptySourceError, EpiatlasError, PreflightError
 from epiatlas.ingest import source_columns
@@ -155,11 +156,9 @@ def _weights_problems(con: duckdb.DuckDBPyConnection, cfg: EpiatlasConfig) -> li
     return problems
 
 
-def _source_problems(con: duckdb.DuckDBPyConnection, name: str, cfg: SourceConfig,
-                     periods: list[int]) -> tuple[list[Problem], str]:
+def _source_problems(con: duckdb.DuckDBPyConnection, name: str, cfg: SourceConfig, periods: list[int],
+                     contract: Contract, where: str) -> tuple[list[Problem], str]:
     """Files readable, mapped columns in every header, periods covered; plus a line saying what was checked."""
-    where = f"sources.{name}"
-    contract = load_contract(name)
     try:
         check_config_names(name, cfg, contract)
         files = source_files(cfg.path)
@@ -202,14 +201,24 @@ def warehouse_problems(cfg: EpiatlasConfig) -> list[Problem]:
 
 
 def preflight(cfg: EpiatlasConfig) -> PreflightResult:
-    """Every check that needs no table: sources, case definition, CRSs, reference weights, warehouse."""
+    """Every check that needs no table: sources, covariate tables, case definition, CRSs, weights, warehouse."""
     periods = [int(p) for p in cfg.periods.keys]
     problems: list[Problem] = []
     checked: list[str] = []
     con = duckdb.connect()
     try:
         for name, src in cfg.sources.configured().items():
-            found, line = _source_problems(con, name, src, periods)
+            found, line = _source_problems(con, name, src, periods, load_contract(name), f"sources.{name}")
+            problems += found
+            checked.append(line)
+        for name, cov in cfg.covariates.items():
+            try:
+                src = covariate_source_config(name, cov)
+            except EpiatlasError as exc:
+                problems.append(Problem(f"covariates.{name}", str(exc)))
+                continue
+            found, line = _source_problems(con, covariate_table(name), src, periods, covariate_contract(name, cov),
+                                           f"covariates.{name}")
             problems += found
             checked.append(line)
             if src.crs:
