@@ -102,8 +102,9 @@ def test_catalog_name_that_is_a_folder_and_unwritable_root_are_problems(tmp_path
 def test_covariate_tables_are_checked_like_sources(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "dep.csv").write_text("cve,indice\nR1,0.4\nR2,0.7\n")
-    good = {"path": "data/dep.csv", "region_column": "cve", "variables": {"deprivation": {"column": "indice", "unit": "index", "description": "d"}}}
+    variable = {"column": "indice", "unit": "index", "description": "deprivation index"}
+    good = {"path": "data/dep.csv", "region_column": "cve", "variables": {"deprivation": variable}}
     assert preflight(load_config(tiny_project(tmp_path, covariates={"dep": good}))).ok
-    bad = good | {"variables": {"deprivation": {"column": "index", "unit": "index", "description": "d"}}}
+    bad = good | {"variables": {"deprivation": variable | {"column": "index"}}}
     found = problems(tiny_project(tmp_path, covariates={"dep": bad}))
     assert "dep.csv: missing required column(s) deprivation (as 'index')" in found["covariates.dep"]
