@@ -112,3 +112,39 @@ class IndicesError(EpiatlasError):
 
 class ImagingError(EpiatlasError):
     """An imaging step cannot run (no usable images, unknown architecture, bad checkpoint, image root escape)."""
+
+
+class ImageReadError(ImagingError):
+    """One image file cannot be used; `reason` is the quarantine rule it breaks."""
+
+    reason = "unreadable"
+
+
+class MissingImageError(ImageReadError):
+    """The image file does not exist."""
+
+    reason = "missing_file"
+
+
+class UnreadableImageError(ImageReadError):
+    """The file is not a decodable image (corrupt, truncated, not an image format)."""
+
+    reason = "unreadable"
+
+
+class UnsupportedImageError(ImageReadError):
+    """The image decodes but its mode, photometric interpretation or bit depth is not supported."""
+
+    reason = "unsupported_format"
+
+
+class TinyImageError(ImageReadError):
+    """The image is smaller than the minimum side length a chest X-ray needs."""
+
+    reason = "tiny_image"
+
+
+class DicomWithoutPixelsError(ImageReadError):
+    """A DICOM file carries no pixel data (e.g. a structured report or a header-only export)."""
+
+    reason = "no_pixel_data"
