@@ -106,6 +106,18 @@ def fit_severity_model(
         return _fit(design, Family("binomial"), settings, contiguity, None, None)
 
 
+@dataclass(frozen=True)
+class _Selection:
+    """The penalty path's outcome: α grid, CV, the chosen α, covariates kept and their bootstrap frequencies."""
+
+    alphas: np.ndarray
+    cv: CrossValidation
+    chosen: int
+    n_nonzero: np.ndarray
+    selected: np.ndarray
+    frequency: np.ndarray
+
+
 def _fit(
     design: Design,
     family: Family,
@@ -114,45 +126,25 @@ def _fit(
     test: OverdispersionTest | None,
     dispersion: NegativeBinomialDispersion | None,
 ) -> CountModelResult:
-    """Path, CV, selection, bootstrap, refit and diagnostics for a design whose family is settled."""
+    """Selection, refit and diagnostics for a design whose family is settled."""
     folds = grouped_folds(design.groups, settings.cv_folds, settings.seed)
-    all_rows = np.arange(len(design.y))
-    if settings.penalty:
-        null_columns = [c for c, p in zip(design.X.columns, design.penalized, strict=True) if not p]
-        null_mu = _refit(design, family, null_columns).fittedvalues * _count_scale(design)
-        alphas = alpha_grid(design, family, null_mu, settings.l1_ratio, settings.n_alphas, settings.alpha_min_ratio)
-    else:
-        alphas = np.array([0.0])
-    cv = cross_validate(design, family, alphas, settings.l1_ratio, folds)
-    chosen = choose_alpha(cv, settings.one_se_rule)
-    if settings.penalty:
-        path = fit_path(design, family, alphas, settings.l1_ratio, all_rows)
-        selected = path.coefs[chosen, design.penalized] != 0
-        frequency = (
-            selection_frequency(design, family, alphas[chosen], settings.l1_ratio, settings.bootstrap, settings.seed)
-            if settings.bootstrap
-            else np.full(len(selected), np.nan)
-        )
-    else:
-        selected = np.ones(len(design.covariates), dtype=bool)
-        frequency = np.full(len(selected), np.nan)
-    kept = [c for c, s in zip(design.covariates, selected, strict=True) if s]
+    selection = _select(design, family, settings, folds)
+    kept = [c for c, s in zip(design.covariates, selection.selected, strict=True) if s]
     if family.name == "negative_binomial" and len(kept) < len(design.covariates):
-        start = _refit(design, Family("poisson"), kept).params
-        dispersion = _nb_dispersion(design, kept, start)
+        dispersion = _nb_dispersion(design, kept, _refit(design, Family("poisson"), kept).params)
         family = Family("negative_binomial", dispersion.alpha)
     refit = _refit(design, family, kept)
     mu = np.asarray(refit.fittedvalues) * _count_scale(design)
     pearson = (design.y - mu) / np.sqrt(family.variance(mu, design.trials))
     moran = _moran(design, pearson, contiguity, settings) if contiguity is not None else None
-    coefficients = _coefficients(design, family, refit, selected, frequency, settings.penalty)
-    cv_columns = {"alpha_index": np.arange(len(alphas)), "alpha": alphas}
+    alpha = float(selection.alphas[selection.chosen])
+    cv_deviance = float(selection.cv.mean()[selection.chosen])
     return CountModelResult(
         outcome=design.outcome,
         family=family,
-        alpha=float(alphas[chosen]),
-        coefficients=coefficients,
-        fit=_fit_row(design, family, refit, float(alphas[chosen]), settings, cv.mean()[chosen], test, moran),
+        alpha=alpha,
+        coefficients=_coefficients(design, family, refit, selection, settings.penalty),
+        fit=_fit_row(design, family, refit, alpha, settings, cv_deviance, test, moran),
         predictions=pd.DataFrame(
             {
                 "region_id": design.region_id,
@@ -165,14 +157,15 @@ def _fit(
         ),
         cv_path=pd.DataFrame(
             {
-                **cv_columns,
-                "cv_deviance": cv.mean(),
-                "cv_se": cv.standard_error(),
-                "n_nonzero": (path.coefs[:, design.penalized] != 0).sum(axis=1) if settings.penalty else len(kept),
-                "chosen": np.arange(len(alphas)) == chosen,
+                "alpha_index": np.arange(len(selection.alphas)),
+                "alpha": selection.alphas,
+                "cv_deviance": selection.cv.mean(),
+                "cv_se": selection.cv.standard_error(),
+                "n_nonzero": selection.n_nonzero,
+                "chosen": np.arange(len(selection.alphas)) == selection.chosen,
             }
         ),
-        cv_deviance_by_fold=_by_fold(cv_columns, cv, design.trials is None),
+        cv_deviance_by_fold=_by_fold(selection, design.trials is None),
         folds=pd.DataFrame({"region_id": design.region_id, "period": design.period, "fold": folds}),
         vif=variance_inflation(design.X[design.covariates]),
         dropped=dict(design.dropped),
@@ -181,6 +174,29 @@ def _fit(
         moran=moran,
         refit=refit,
     )
+
+
+def _select(design: Design, family: Family, settings: ModelSettings, folds: np.ndarray) -> _Selection:
+    """Grouped-CV over the elastic-net path and bootstrap frequencies; without penalty, CV of the plain GLM."""
+    n_covariates = len(design.covariates)
+    if not settings.penalty:
+        alphas = np.array([0.0])
+        cv = cross_validate(design, family, alphas, settings.l1_ratio, folds)
+        everything = np.ones(n_covariates, dtype=bool)
+        return _Selection(alphas, cv, 0, np.array([n_covariates]), everything, np.full(n_covariates, np.nan))
+    null_columns = [c for c, p in zip(design.X.columns, design.penalized, strict=True) if not p]
+    null_mu = _refit(design, family, null_columns).fittedvalues * _count_scale(design)
+    alphas = alpha_grid(design, family, null_mu, settings.l1_ratio, settings.n_alphas, settings.alpha_min_ratio)
+    cv = cross_validate(design, family, alphas, settings.l1_ratio, folds)
+    chosen = choose_alpha(cv, settings.one_se_rule)
+    path = fit_path(design, family, alphas, settings.l1_ratio, np.arange(len(design.y)))
+    nonzero = path.coefs[:, design.penalized] != 0
+    frequency = (
+        selection_frequency(design, family, alphas[chosen], settings.l1_ratio, settings.bootstrap, settings.seed)
+        if settings.bootstrap
+        else np.full(n_covariates, np.nan)
+    )
+    return _Selection(alphas, cv, chosen, nonzero.sum(axis=1), nonzero[chosen], frequency)
 
 
 def _count_scale(design: Design) -> np.ndarray | float:
@@ -214,8 +230,7 @@ def _coefficients(
     design: Design,
     family: Family,
     refit: object,
-    selected: np.ndarray,
-    frequency: np.ndarray,
+    selection: _Selection,
     penalty: bool,
 ) -> pd.DataFrame:
     """One row per term: per-SD estimate with CI on the ratio scale, per-unit estimate, selection columns."""
@@ -229,9 +244,9 @@ def _coefficients(
     )
     is_covariate = pd.Series(terms, index=terms).isin(design.covariates)
     chosen = pd.Series(True, index=terms)
-    chosen[design.covariates] = selected
+    chosen[design.covariates] = selection.selected
     freq = pd.Series(np.nan, index=terms)
-    freq[design.covariates] = frequency
+    freq[design.covariates] = selection.frequency
     return pd.DataFrame(
         {
             "outcome": design.outcome,
@@ -284,13 +299,14 @@ def _fit_row(
     )
 
 
-def _by_fold(cv_columns: dict[str, np.ndarray], cv: CrossValidation, counts: bool) -> pd.DataFrame:
-    """Held-out deviance per α and fold, long form."""
+def _by_fold(selection: _Selection, counts: bool) -> pd.DataFrame:
+    """Held-out deviance per α and fold, long form; Poisson deviance too for count models."""
+    cv = selection.cv
     n_alphas, n_folds = cv.deviance.shape
     return pd.DataFrame(
         {
-            "alpha_index": np.repeat(cv_columns["alpha_index"], n_folds),
-            "alpha": np.repeat(cv_columns["alpha"], n_folds),
+            "alpha_index": np.repeat(np.arange(n_alphas), n_folds),
+            "alpha": np.repeat(selection.alphas, n_folds),
             "fold": np.tile(np.arange(n_folds), n_alphas),
             "n": np.tile(cv.n, n_alphas).astype(np.int64),
             "deviance": cv.deviance.ravel(),
