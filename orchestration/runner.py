@@ -90,22 +90,27 @@ def _text(error: SerializableErrorInfo) -> str:
     return " ".join(text.split())
 
 
-def _step_failure(event: dg.DagsterEvent, events: list[dg.DagsterEvent]) -> str:
-    """'<step>: <ErrorClass>: <message>' for the epiatlas error (or OS error, or failed blocking check) behind a step
-    failure, instead of Dagster's 'Error occurred while executing op' wrapper."""
-    chain = _chain(event.step_failure_data.error if event.step_failure_data else None)
+def failure_cause(step: str, error: SerializableErrorInfo | None, failed_checks: list[dg.AssetCheckEvaluation]) -> str:
+    """'<step>: <ErrorClass>: <message>' for the epiatlas error (or OS error, or failed blocking checks, one line
+    each) behind a step failure, instead of Dagster's 'Error occurred while executing op' wrapper."""
+    chain = _chain(error)
     known = _epiatlas_errors()
     if mine := next((e for e in chain if e.cls_name in known), None):
-        return f"{event.step_key}: {mine.cls_name}: {_text(mine)}"
+        return f"{step}: {mine.cls_name}: {_text(mine)}"
     if os_error := next((err for e in chain if (err := os_error_in(e.message))), None):
-        exc = from_os_error(os_error, f"step {event.step_key}")
-        return f"{event.step_key}: {type(exc).__name__}: {exc}"
+        exc = from_os_error(os_error, f"step {step}")
+        return f"{step}: {type(exc).__name__}: {exc}"
+    if failed_checks:
+        return "\n".join(f"{step}: blocking check failed: {c.check_name}: "
+                         f"{c.description or 'see the check in the Dagster UI'}" for c in failed_checks)
+    return f"{step}: {chain[-1].cls_name}: {_text(chain[-1])}" if chain else f"{step}: failed"
+
+
+def _step_failure(event: dg.DagsterEvent, events: list[dg.DagsterEvent]) -> str:
+    """The cause of one step failure event, with the blocking checks that failed in that step."""
     checks = [e.event_specific_data for e in events if e.event_type_value == "ASSET_CHECK_EVALUATION"
               and e.step_key == event.step_key and not e.event_specific_data.passed]
-    if checks:
-        return "\n".join(f"{event.step_key}: blocking check failed: {c.check_name}: "
-                         f"{c.description or 'see the check in the Dagster UI'}" for c in checks)
-    return f"{event.step_key}: {chain[-1].cls_name}: {_text(chain[-1])}" if chain else f"{event.step_key}: failed"
+    return failure_cause(event.step_key, event.step_failure_data.error if event.step_failure_data else None, checks)
 
 
 def _run_failure(events: list[dg.DagsterEvent]) -> str:

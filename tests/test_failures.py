@@ -6,13 +6,16 @@ import errno
 import re
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
+from dagster._utils.error import SerializableErrorInfo
 from shapely.geometry import LineString
 from typer.testing import CliRunner, Result
 
 from epiatlas.cli.main import app
 from epiatlas.warehouse import Warehouse
+from orchestration.runner import failure_cause
 from tests.ingest_fixtures import square
 from tests.preflight_fixtures import COUNTS, tiny_project
 
@@ -113,22 +116,16 @@ def test_invalid_config_value_is_named_with_its_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("raised_by", ["python", "duckdb"])
-def test_full_disk_during_a_write_ends_with_a_disk_full_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                              raised_by: str) -> None:
+def test_full_disk_during_a_write_ends_with_a_disk_full_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tiny_project(tmp_path)
 
     def no_space(self: Warehouse, con, table: str, *args, **kwargs):
-        tmp = self.table_dir(table) / ".data.parquet.tmp"
-        if raised_by == "duckdb":
-            raise duckdb.IOException(f'IO Error: Could not write file "{tmp}": No space left on device')
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.table_dir(table) / ".data.parquet.tmp"))
 
     monkeypatch.setattr(Warehouse, "write_table", no_space)
     line = last_line(run_cli("run", "--config", str(config), "--in-process"))
-    assert "DiskFullError" in line and "no space left on the device" in line
+    assert "DiskFullError" in line and "no space left on the device" in line and ".data.parquet.tmp" in line
     assert "Free space or move warehouse.root" in line
-    assert raised_by == "duckdb" or ".data.parquet.tmp" in line, "the file named by the OS error is named"
     assert "Error occurred while executing" not in line
 
 
@@ -188,3 +185,39 @@ def test_other_os_errors_become_storage_errors(tmp_path: Path, monkeypatch: pyte
     line = last_line(run_cli("publish", "--config", str(config)))
     assert line.startswith("error (StorageError): epiatlas publish: ") and "Read-only file system" in line
     assert "Fix the permissions, or set warehouse.root to a writable folder" in line
+
+
+def wrapped(qualified_name: str, message: str) -> SerializableErrorInfo:
+    """A step failure as Dagster records it: its wrapper error caused by `<qualified_name>: <message>`."""
+    cause = SerializableErrorInfo(f"{qualified_name}: {message}\n", [], qualified_name.split(".")[-1])
+    return SerializableErrorInfo('Error occurred while executing op "x":\n', [], "DagsterExecutionStepExecutionError",
+                                 cause=cause)
+
+
+@pytest.mark.parametrize(("error", "expected"), [
+    (wrapped("epiatlas.errors.SchemaMismatchError", "sources.census: c.csv: missing column\n (rule: ...)"),
+     "census: SchemaMismatchError: sources.census: c.csv: missing column (rule: ...)"),
+    (wrapped("OSError", "[Errno 28] No space left on device: '/wh/tables/census/.data.parquet.tmp'"),
+     "census: DiskFullError: step census: /wh/tables/census/.data.parquet.tmp: no space left on the device"),
+    (wrapped("duckdb.duckdb.IOException", 'IO Error: Could not write file "/wh/x.tmp": No space left on device'),
+     "census: DiskFullError: step census: no space left on the device"),
+    (wrapped("PermissionError", "[Errno 13] Permission denied: '/wh/tables'"),
+     "census: StorageError: step census: /wh/tables: Permission denied"),
+    (wrapped("KeyError", "'surprise'"), "census: KeyError: 'surprise'"),
+], ids=["epiatlas_error", "os_disk_full", "duckdb_disk_full", "permission", "other"])
+def test_failure_cause_is_the_error_behind_dagsters_wrapper(error: SerializableErrorInfo, expected: str) -> None:
+    cause = failure_cause("census", error, [])
+    assert cause.startswith(expected), cause
+    assert "Error occurred while executing" not in cause
+
+
+def test_failure_cause_of_a_failed_blocking_check_is_its_description() -> None:
+    checks = [dg.AssetCheckEvaluation(asset_key=dg.AssetKey("regions"), check_name=name, passed=False,
+                                      description=text)
+              for name, text in [("rows_reconcile", "2 read = 1 accepted + 1 quarantined"),
+                                 ("no_region_lost", "1 of 2 boundary rows rejected")]]
+    error = wrapped("dagster._core.errors.DagsterAssetCheckFailedError", "1 blocking check failed")
+    assert failure_cause("regions", error, checks).splitlines() == [
+        "regions: blocking check failed: rows_reconcile: 2 read = 1 accepted + 1 quarantined",
+        "regions: blocking check failed: no_region_lost: 1 of 2 boundary rows rejected",
+    ]
