@@ -2,12 +2,15 @@
 
 Each step process rebuilds the job from the module-level `job_for_config(config_path, name)`, with
 the config path passed explicitly (not through the environment, which a long-lived forkserver would
-have captured at its start).
+have captured at its start). A run holds the warehouse lock from start to end; it starts by removing
+what killed runs left behind (temporary files, runs still recorded as started) and publishes through
+the `catalog` asset, which only a run whose every upstream step succeeded reaches.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +23,21 @@ import dagster as dg
 from epiatlas.config import load_config
 from epiatlas.errors import EpiatlasError, from_os_error, os_error_in
 from epiatlas.preflight import require_preflight
-from epiatlas.publish import publish_catalog
+from epiatlas.publish import warehouse_for
 from epiatlas.warehouse import PublishedCatalog
+from epiatlas.warehouse_lock import LockHolder, WarehouseLock, pid_alive
 from orchestration.definitions import build_definitions
+from orchestration.defs.publish import CATALOG_ASSET, LOCK_TOKEN_TAG
 from orchestration.jobs import ALL_ASSETS_JOB
+from orchestration.metadata import published_from_metadata
 
 if TYPE_CHECKING:
     from dagster._utils.error import SerializableErrorInfo
+
+WAREHOUSE_TAG = "epiatlas/warehouse"
+RUNNER_PID_TAG = "epiatlas/runner_pid"
+RUNNER_HOST_TAG = "epiatlas/runner_host"
+UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
 
 class PipelineRunError(EpiatlasError):
@@ -35,11 +46,12 @@ class PipelineRunError(EpiatlasError):
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One Dagster run: which job, whether it succeeded, and the outcome of every asset check."""
+    """One successful Dagster run: which job, the outcome of every asset check, what its catalog asset published."""
 
     job: str
     run_id: str
     checks: tuple[tuple[str, str, bool], ...]  # (asset, check, passed)
+    published: PublishedCatalog
 
     @property
     def failed_checks(self) -> list[str]:
@@ -62,6 +74,34 @@ def _instance() -> Iterator[dg.DagsterInstance]:
         with tempfile.TemporaryDirectory(prefix="epiatlas-dagster-") as home:
             with dg.DagsterInstance.local_temp(home) as instance:
                 yield instance
+
+
+def run_tags(root: Path, holder: LockHolder) -> dict[str, str]:
+    """Tags naming the warehouse, the lock this run holds, and the process that launched it."""
+    return {WAREHOUSE_TAG: str(root), LOCK_TOKEN_TAG: holder.token, RUNNER_PID_TAG: str(holder.pid), RUNNER_HOST_TAG: holder.host}
+
+
+def fail_abandoned_runs(instance: dg.DagsterInstance, root: Path) -> list[str]:
+    """Mark failed the runs on this warehouse still recorded as unfinished whose launching process is gone."""
+    runs = instance.get_runs(dg.RunsFilter(statuses=UNFINISHED, tags={WAREHOUSE_TAG: str(root)}))
+    abandoned = [
+        r for r in runs
+        if r.tags.get(RUNNER_HOST_TAG) == socket.gethostname() and not pid_alive(int(r.tags.get(RUNNER_PID_TAG, "0")))
+    ]  # fmt: skip
+    for run in abandoned:
+        pid = run.tags[RUNNER_PID_TAG]
+        instance.report_run_failed(run, f"the process that launched this run (pid {pid}) ended without finishing it "
+                                        "(killed or crashed); marked failed by the next run on this warehouse")
+    return [r.run_id for r in abandoned]
+
+
+def _published(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult) -> PublishedCatalog:
+    """What the run's catalog asset reported publishing."""
+    return next(
+        published_from_metadata(e.step_materialization_data.materialization.metadata)
+        for e in result.all_events
+        if e.event_type_value == "ASSET_MATERIALIZATION" and e.asset_key == dg.AssetKey(CATALOG_ASSET)
+    )
 
 
 def _epiatlas_errors() -> dict[str, type[EpiatlasError]]:
@@ -123,12 +163,13 @@ def _run_failure(events: list[dg.DagsterEvent]) -> str:
     return f"run: {innermost.cls_name}: {_text(innermost)}"
 
 
-def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str]) -> RunSummary:
+def _execute(
+    config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str], tags: dict[str, str]
+) -> RunSummary:
     """One run of every asset; partitioned assets get every period in that same run (single-run backfill)."""
     job = job_for_config(str(config_path), ALL_ASSETS_JOB)
-    tags: dict[str, str] = {}
     if job.partitions_def is not None:
-        tags = {"dagster/asset_partition_range_start": periods[0], "dagster/asset_partition_range_end": periods[-1]}
+        tags = {**tags, "dagster/asset_partition_range_start": periods[0], "dagster/asset_partition_range_end": periods[-1]}
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if in_process:
         result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False)
@@ -143,14 +184,20 @@ def _execute(config_path: Path, instance: dg.DagsterInstance, in_process: bool, 
         (ev.asset_key.to_user_string(), ev.check_name, ev.passed)
         for ev in (e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
     )
-    return RunSummary(job.name, result.run_id, checks)
+    return RunSummary(job.name, result.run_id, checks, _published(result))
 
 
 def run_pipeline(config_path: Path, in_process: bool = False) -> tuple[RunSummary, PublishedCatalog]:
-    """Materialize every asset for one config (multiprocess by default), then publish the catalog."""
+    """Materialize every asset for one config (multiprocess by default), the catalog last, holding the warehouse lock."""
     config_path = Path(config_path).resolve()
     cfg = load_config(config_path)
     require_preflight(cfg)  # every problem found before the lock is taken and any table is touched
-    with _instance() as instance:
-        summary = _execute(config_path, instance, in_process, cfg.periods.keys)
-    return summary, publish_catalog(cfg)
+    warehouse = warehouse_for(cfg)
+    with WarehouseLock(warehouse.root) as lock, _instance() as instance:
+        warehouse.clean_temporaries()
+        fail_abandoned_runs(instance, warehouse.root)
+        try:
+            summary = _execute(config_path, instance, in_process, cfg.periods.keys, run_tags(warehouse.root, lock.holder))
+        finally:
+            warehouse.clean_temporaries()
+    return summary, summary.published

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -15,16 +20,25 @@ from typer.testing import CliRunner
 
 from epiatlas.cli.main import app
 from epiatlas.config import SourceConfig, dump_config, load_config
+from epiatlas.errors import WarehouseLockedError
 from epiatlas.publish import warehouse_for
 from epiatlas.resources import resource_dir
+from epiatlas.warehouse_lock import WarehouseLock
 from orchestration.definitions import build_definitions
-from orchestration.defs.publish import publish_catalog_on_success
-from orchestration.resources import EpiatlasResource
-from orchestration.runner import run_pipeline
+from orchestration.runner import WAREHOUSE_TAG, PipelineRunError, run_pipeline
 
 pytestmark = pytest.mark.slow
 
 INGESTED = ["regions", "census", "hospitalizations", "pollutant_stations", "pollutant_readings", "socioeconomic_indicators"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def dagster_home(tmp_path_factory: pytest.TempPathFactory):
+    """A Dagster instance of this module's own, so tests can read the runs' events afterwards."""
+    home = tmp_path_factory.mktemp("dagster_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DAGSTER_HOME", str(home))
+        yield home
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +48,7 @@ def demo_run(small_demo: Path):
     return load_config(small_demo), summary, published
 
 
-def test_definitions_load_with_groups_checks_and_sensor(small_demo: Path) -> None:
+def test_definitions_load_with_groups_checks_and_the_catalog_downstream_of_everything(small_demo: Path) -> None:
     defs = build_definitions(small_demo)
     graph = defs.resolve_asset_graph()
     ingest_keys = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "ingest"}
@@ -42,7 +56,9 @@ def test_definitions_load_with_groups_checks_and_sensor(small_demo: Path) -> Non
     check_keys = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
     assert ("hospitalizations", "rows_reconcile") in check_keys
     assert any(a == "census" and n.startswith("contract_") for a, n in check_keys)
-    assert defs.resolve_sensor_def("publish_catalog_on_success") is not None
+    catalog = graph.get(dg.AssetKey("catalog"))
+    assert catalog.group_name == "publish"
+    assert set(catalog.parent_keys) == graph.get_all_asset_keys() - {catalog.key}, "every other asset, every group"
 
 
 def test_multiprocess_run_stores_tables_and_publishes_catalog(demo_run) -> None:
@@ -53,11 +69,43 @@ def test_multiprocess_run_stores_tables_and_publishes_catalog(demo_run) -> None:
     for table in INGESTED + ["quarantine", "quarantine_summary"]:
         assert warehouse.exists(table), table
     with warehouse.read_catalog() as cat:
-        views = {r[0] for r in cat.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        assert {"regions", "census", "pollutant_readings", "quarantine_summary"} <= views
-        assert "hospitalizations" not in views and "quarantine" not in views, "record-level data must stay private"
+        kinds = dict(cat.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+        assert {"regions", "census", "pollutant_readings", "quarantine_summary"} <= set(kinds)
+        assert set(kinds.values()) == {"BASE TABLE"}, "a snapshot: rows in the file, no views over Parquet paths"
+        private = {"hospitalizations", "quarantine", "region_period_outcomes"}
+        assert not private & set(kinds), "private tables stay out of the catalog"
         info = cat.execute("SELECT synthetic, notice FROM catalog_info").fetchone()
         assert info[0] == "true" and "SYNTHETIC" in info[1]
+    assert set(published.rows) | {"catalog_info"} == set(kinds), "the run reports what the catalog holds"
+
+
+def _materializations(asset: str) -> list:
+    with dg.DagsterInstance.get() as instance:
+        return instance.fetch_materializations(dg.AssetKey(asset), limit=1000).records
+
+
+def test_catalog_asset_reports_the_tables_rows_and_time_it_published(demo_run) -> None:
+    cfg, summary, published = demo_run
+    [record] = [r for r in _materializations("catalog") if r.run_id == summary.run_id]
+    metadata = record.asset_materialization.metadata
+    with warehouse_for(cfg).read_catalog() as cat:
+        counts = {t: cat.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in metadata["tables"].value}
+        published_at = cat.execute("SELECT published_at FROM catalog_info").fetchone()[0]
+    assert counts == metadata["tables"].value == dict(published.rows)
+    assert metadata["catalog_info"].value["published_at"] == published_at == published.info["published_at"]
+
+
+def test_each_period_partition_reports_its_own_rows_and_period(demo_run) -> None:
+    """One run materializes every year; each year's partition shows that year's figures, not the run's."""
+    cfg, summary, _ = demo_run
+    records = [r for r in _materializations("region_period_outcomes") if r.run_id == summary.run_id]
+    with warehouse_for(cfg).connect(["region_period_outcomes"]) as con:
+        stored = dict(con.execute("SELECT period::VARCHAR, count(*) FROM region_period_outcomes GROUP BY 1").fetchall())
+    assert sorted(r.partition_key for r in records) == cfg.periods.keys
+    for record in records:
+        metadata = record.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == stored[record.partition_key] < sum(stored.values())
+        assert metadata["period"].value == int(record.partition_key)
 
 
 def test_every_row_read_is_accounted_for(demo_run) -> None:
@@ -257,7 +305,7 @@ def test_aggregated_counts_without_records_run_end_to_end(small_demo: Path, tmp_
     dump_config(moved, config)
     summary, published = run_pipeline(config, in_process=True)
     assert summary.failed_checks == []
-    assert "region_period_outcomes" in published.views
+    assert published.rows["published_outcomes"] > 0
     with warehouse_for(load_config(config)).connect(["region_period_outcomes"]) as con:
         total, expected, std = con.execute(
             "SELECT sum(cases), sum(expected_cases), count(std_rate) FROM region_period_outcomes"
@@ -266,22 +314,66 @@ def test_aggregated_counts_without_records_run_end_to_end(small_demo: Path, tmp_
     assert std == 0, "no age strata in aggregated input: no directly standardised rate is invented"
 
 
-def test_publish_sensor_republishes_the_catalog_after_a_successful_run(small_demo: Path, tmp_path: Path) -> None:
+def test_second_run_on_a_locked_warehouse_fails_at_once_naming_the_holder(small_demo: Path, tmp_path: Path) -> None:
     config = _with_own_warehouse(small_demo, tmp_path)
-    moved = load_config(config)
-    defs = build_definitions(config)
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("ingest_job").execute_in_process(instance=instance)
-        assert not warehouse_for(moved).catalog_path.exists(), "nothing published before the sensor runs"
-        events = [r.dagster_event for r in instance.all_logs(result.run_id) if r.dagster_event]
-        success = next(e for e in events if e.event_type == dg.DagsterEventType.RUN_SUCCESS)
-        context = dg.build_run_status_sensor_context(
-            sensor_name="publish_catalog_on_success",
-            dagster_event=success,
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            resources={"epiatlas": EpiatlasResource(config_path=str(config))},
-        )
-        publish_catalog_on_success(context)
-    with warehouse_for(moved).read_catalog() as cat:
-        assert cat.execute("SELECT count(*) FROM census").fetchone()[0] > 0
+    root = load_config(config).warehouse.root
+    started = time.monotonic()
+    with WarehouseLock(root) as lock, pytest.raises(WarehouseLockedError, match=f"pid {lock.holder.pid} on host"):
+        run_pipeline(config, in_process=True)
+    assert time.monotonic() - started < 10
+    assert not (root / "tables").exists(), "nothing was written"
+
+
+def _copy_of_demo_warehouse(cfg, tmp_path: Path, **sources: Path) -> Path:
+    """A config over a copy of the demo's warehouse (tables and catalog), with some source files replaced."""
+    shutil.copytree(cfg.warehouse.root, tmp_path / "wh", ignore=shutil.ignore_patterns(".epiatlas.lock"))
+    replaced = {name: getattr(cfg.sources, name).model_copy(update={"path": path}) for name, path in sources.items()}
+    moved = cfg.model_copy(
+        update={"sources": cfg.sources.model_copy(update=replaced), "warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})}
+    )
+    config = tmp_path / "config.yaml"
+    dump_config(moved, config)
+    return config
+
+
+def _census_sum(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT sum(population) FROM census").fetchone()[0]
+
+
+def test_killed_run_is_marked_failed_and_a_failed_run_publishes_nothing(demo_run, tmp_path: Path) -> None:
+    """A run killed mid-way, then a run that rewrites census but fails on readings: the old catalog stays whole."""
+    cfg, _, _ = demo_run
+    census, readings = tmp_path / "census.csv", tmp_path / "readings.parquet"
+    duckdb.sql(f"COPY (SELECT * REPLACE (poblacion::BIGINT + 1 AS poblacion) FROM read_csv('{cfg.sources.census.path}', "
+               f"all_varchar = true)) TO '{census}' (HEADER)")
+    duckdb.sql(f"COPY (SELECT * REPLACE (-1.0 AS valor) FROM '{cfg.sources.pollutant_readings.path}') TO '{readings}'")
+    config = _copy_of_demo_warehouse(cfg, tmp_path, census=census, pollutant_readings=readings)
+    warehouse = warehouse_for(load_config(config))
+    with warehouse.read_catalog() as cat:
+        old_census, old_info = _census_sum(cat), cat.execute("SELECT published_at FROM catalog_info").fetchone()[0]
+
+    # Killed: `kill -9` on a CLI run once Dagster has recorded it as started.
+    killed = subprocess.Popen([sys.executable, "-m", "epiatlas.cli.main", "run", "--config", str(config), "--in-process"],
+                              env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    runs_filter = dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED], tags={WAREHOUSE_TAG: str(warehouse.root)})
+    with dg.DagsterInstance.get() as instance:
+        deadline = time.monotonic() + 120
+        while not instance.get_runs(runs_filter) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        killed.kill()
+        killed.wait()
+        [run] = instance.get_runs(runs_filter)  # a killed run is left STARTED until the next run
+    leftovers = [warehouse.table_dir("census") / ".data.parquet.killed.tmp", warehouse.root / ".catalog.duckdb.killed.tmp.wal"]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+
+    with pytest.raises(PipelineRunError):
+        run_pipeline(config, in_process=True)
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert warehouse.temporary_files() == [] and not any(p.exists() for p in leftovers)
+    with warehouse.connect(["census"]) as con:
+        assert _census_sum(con) == old_census + con.execute("SELECT count(*) FROM census").fetchone()[0], "census was rewritten"
+    with warehouse.read_catalog() as cat:
+        assert _census_sum(cat) == old_census, "the catalog still shows the previous run's rows"
+        assert cat.execute("SELECT published_at FROM catalog_info").fetchone()[0] == old_info

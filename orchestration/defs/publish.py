@@ -1,27 +1,57 @@
-"""Publishing: after every successful run, rebuild the analyst catalog and swap it in atomically."""
+"""Publish group: the analyst catalog as an asset downstream of every other asset.
+
+A run reaches it only when everything upstream succeeded, so a failed run publishes nothing; its
+materializations in the UI show when the catalog was published and which tables (with row counts) it holds.
+"""
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import dagster as dg
 
-from epiatlas.publish import publish_catalog
+from epiatlas.publish import publish_catalog, warehouse_for
+from epiatlas.warehouse_lock import WarehouseLock, recorded_holder
+from orchestration.metadata import catalog_metadata
 from orchestration.resources import EpiatlasResource
 
-
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.SUCCESS,
-    name="publish_catalog_on_success",
-    description="Rebuilds catalog.duckdb (views over the public tables and sql/views/) when a run succeeds; "
-    "readers holding the old catalog keep working.",
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=10,
-)
-def publish_catalog_on_success(context: dg.RunStatusSensorContext, epiatlas: EpiatlasResource) -> dg.SkipReason:
-    published = publish_catalog(epiatlas.settings())
-    message = f"published {len(published.views)} views to {published.path} after run {context.dagster_run.run_id}"
-    if published.skipped_views:
-        message += f"; not yet available: {', '.join(published.skipped_views)}"
-    context.log.info(message)
-    return dg.SkipReason(message)
+GROUP = "publish"
+CATALOG_ASSET = "catalog"
+# Set by `run_pipeline` on its runs: the token of the warehouse lock it holds for the whole run.
+LOCK_TOKEN_TAG = "epiatlas/warehouse_lock"
 
 
-def build_defs() -> dg.Definitions:
-    return dg.Definitions(sensors=[publish_catalog_on_success])
+@contextmanager
+def warehouse_lock_for_run(root: Path, run_tags: Mapping[str, str]) -> Iterator[None]:
+    """The lock this run's launcher already holds, else the lock taken for this step (UI-launched runs)."""
+    holder = recorded_holder(root)
+    if holder is not None and holder.token == run_tags.get(LOCK_TOKEN_TAG):
+        yield
+        return
+    with WarehouseLock(root):
+        yield
+
+
+def build_catalog_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
+    """The `catalog` asset, depending on every asset in `upstream`."""
+
+    @dg.asset(
+        name=CATALOG_ASSET,
+        group_name=GROUP,
+        deps=list(upstream),
+        kinds={"duckdb"},
+        description="catalog.duckdb: a self-contained snapshot of every public table plus the tables of sql/views/, "
+        "swapped in atomically; analysts open it read-only without file-system access.",
+    )
+    def _catalog(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
+        cfg = epiatlas.settings()
+        with warehouse_lock_for_run(warehouse_for(cfg).root, context.run.tags):
+            published = publish_catalog(cfg)
+        context.log.info(f"published {len(published.tables)} tables to {published.path}")
+        return dg.MaterializeResult(metadata=catalog_metadata(published))
+
+    return _catalog
+
+
+def build_defs(upstream: Sequence[dg.AssetKey]) -> dg.Definitions:
+    return dg.Definitions(assets=[build_catalog_asset(upstream)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import click
 import duckdb
@@ -13,6 +13,9 @@ import typer
 from typer.core import TyperGroup
 
 from epiatlas.errors import EpiatlasError, from_os_error, os_error_in
+
+if TYPE_CHECKING:
+    from epiatlas.warehouse import PublishedCatalog
 
 
 def _fail(exc: EpiatlasError) -> NoReturn:
@@ -56,7 +59,16 @@ def run(config: ConfigOption, in_process: bool = typer.Option(False, help="singl
     typer.echo(f"{summary.job}: run {summary.run_id} succeeded; {len(summary.checks)} checks, {len(failed)} failed")
     for name in failed:
         typer.secho(f"  check failed: {name}", fg=typer.colors.YELLOW)
-    typer.echo(f"published {len(published.views)} views to {published.path}")
+    _report_published(published)
+
+
+def _report_published(published: PublishedCatalog) -> None:
+    """What the catalog now holds: tables with row counts, templates still waiting for their tables."""
+    typer.echo(f"published {len(published.tables)} tables to {published.path} at {published.info['published_at']}")
+    for table, rows in sorted(published.rows.items()):
+        typer.echo(f"  {table}: {rows} rows")
+    if published.skipped:
+        typer.echo(f"  not yet available (their tables are not stored): {', '.join(published.skipped)}")
 
 
 @app.command()
@@ -82,14 +94,17 @@ def demo(
 def publish(config: ConfigOption) -> None:
     """Rebuild and swap in the analyst catalog from what is stored now."""
     from epiatlas.config import load_config
-    from epiatlas.publish import publish_catalog
+    from epiatlas.publish import publish_catalog, warehouse_for
+    from epiatlas.warehouse_lock import WarehouseLock
 
     try:
-        published = publish_catalog(load_config(config))
+        cfg = load_config(config)
+        with WarehouseLock(warehouse_for(cfg).root):
+            published = publish_catalog(cfg)
     except EpiatlasError as exc:
         _fail(exc)
         return
-    typer.echo(f"published {len(published.views)} views to {published.path}")
+    _report_published(published)
 
 
 @app.command()
@@ -112,8 +127,11 @@ def query(
             typer.echo(con.sql(text).df().to_string(index=False))
     except EpiatlasError as exc:
         _fail(exc)
+    except duckdb.PermissionException as exc:
+        _fail(EpiatlasError(f"query {'in ' + str(file) + ' ' if file else ''}refused: {exc}; the catalog connection "
+                            "reads only the published tables (no files, other databases, extensions or settings)"))
     except duckdb.Error as exc:
-        _fail(EpiatlasError(f"query {'in ' + str(file) if file else ''} failed: {exc}"))
+        _fail(EpiatlasError(f"query {'in ' + str(file) + ' ' if file else ''}failed: {exc}"))
 
 
 @app.command("contracts-docs")
