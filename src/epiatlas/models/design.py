@@ -72,7 +72,8 @@ def build_design(frame: pd.DataFrame, settings: ModelSettings, outcome: Outcome)
             f"all {len(frame)} rows were dropped for the {outcome} model ({_describe(dropped)}); "
             "supply the missing values or choose covariates with data"
         )
-    rows = frame.loc[keep].assign(_y=y[keep], _d=denom[keep]).sort_values(["region_id", "period"], kind="stable")
+    rows = frame.loc[keep].assign(_y=y[keep], _d=denom[keep])
+    rows = rows.sort_values(["region_id", "period"], kind="stable").reset_index(drop=True)
     if not (rows["_y"] > 0).any():
         raise ModelError(f"the outcome '{outcome}' is zero in all {len(rows)} rows kept; there is nothing to model")
     if rows[group_column].isna().any():
@@ -90,7 +91,7 @@ def build_design(frame: pd.DataFrame, settings: ModelSettings, outcome: Outcome)
         raise ModelError(f"covariates {constant} are constant over the {len(rows)} rows kept; drop them")
     X = (raw - mean) / sd
     periods = _period_dummies(rows["period"]) if settings.period_effects else pd.DataFrame(index=rows.index)
-    X = pd.concat([X, periods], axis=1).reset_index(drop=True)
+    X = pd.concat([X, periods], axis=1)
     _check_full_rank(X)
     return Design(
         outcome=outcome,
