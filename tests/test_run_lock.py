@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from epiatlas.errors import WarehouseLockedError
 from epiatlas.warehouse_lock import LOCK_FILE, WarehouseLock, pid_alive, recorded_holder
+from orchestration.defs.publish import LOCK_TOKEN_TAG, warehouse_lock_for_run
 
 HOLD = "import sys, time; from epiatlas.warehouse_lock import WarehouseLock; l = WarehouseLock(sys.argv[1]); l.acquire(); print('held', flush=True); time.sleep(60)"
 
@@ -69,3 +71,17 @@ def test_release_clears_the_record_and_the_lock_is_reusable(tmp_path: Path, capl
     with WarehouseLock(tmp_path):
         pass
     assert "stale" not in caplog.text
+
+
+def test_catalog_step_reuses_its_runs_lock_and_otherwise_takes_its_own(tmp_path: Path) -> None:
+    """The publish step of a `run_pipeline` run carries the run's lock token; a UI-launched one locks for itself."""
+    with WarehouseLock(tmp_path) as held:
+        with warehouse_lock_for_run(tmp_path, {LOCK_TOKEN_TAG: held.holder.token}):
+            assert recorded_holder(tmp_path) == held.holder
+        with pytest.raises(WarehouseLockedError, match=re.escape(held.holder.describe())):
+            with warehouse_lock_for_run(tmp_path, {LOCK_TOKEN_TAG: "another run"}):
+                pass
+    with warehouse_lock_for_run(tmp_path, {}):
+        holder = recorded_holder(tmp_path)
+        assert holder is not None and holder.pid == os.getpid()
+    assert recorded_holder(tmp_path) is None, "released when the step ends"
