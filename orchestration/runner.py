@@ -130,7 +130,8 @@ def _text(error: SerializableErrorInfo) -> str:
     return " ".join(text.split())
 
 
-def failure_cause(step: str, error: SerializableErrorInfo | None, failed_checks: list[dg.AssetCheckEvaluation]) -> str:
+def failure_cause(step: str, error: SerializableErrorInfo | None,
+                  failed_checks: list[dg.AssetCheckEvaluation]) -> str:
     """'<step>: <ErrorClass>: <message>' for the epiatlas error (or OS error, or failed blocking checks, one line
     each) behind a step failure, instead of Dagster's 'Error occurred while executing op' wrapper."""
     chain = _chain(error)
