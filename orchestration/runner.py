@@ -78,7 +78,12 @@ def _instance() -> Iterator[dg.DagsterInstance]:
 
 def run_tags(root: Path, holder: LockHolder) -> dict[str, str]:
     """Tags naming the warehouse, the lock this run holds, and the process that launched it."""
-    return {WAREHOUSE_TAG: str(root), LOCK_TOKEN_TAG: holder.token, RUNNER_PID_TAG: str(holder.pid), RUNNER_HOST_TAG: holder.host}
+    return {
+        WAREHOUSE_TAG: str(root),
+        LOCK_TOKEN_TAG: holder.token,
+        RUNNER_PID_TAG: str(holder.pid),
+        RUNNER_HOST_TAG: holder.host,
+    }
 
 
 def fail_abandoned_runs(instance: dg.DagsterInstance, root: Path) -> list[str]:
@@ -170,7 +175,11 @@ def _execute(
     """One run of every asset; partitioned assets get every period in that same run (single-run backfill)."""
     job = job_for_config(str(config_path), ALL_ASSETS_JOB)
     if job.partitions_def is not None:
-        tags = {**tags, "dagster/asset_partition_range_start": periods[0], "dagster/asset_partition_range_end": periods[-1]}
+        tags = {
+            **tags,
+            "dagster/asset_partition_range_start": periods[0],
+            "dagster/asset_partition_range_end": periods[-1],
+        }
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     if in_process:
         result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False)
@@ -189,7 +198,7 @@ def _execute(
 
 
 def run_pipeline(config_path: Path, in_process: bool = False) -> tuple[RunSummary, PublishedCatalog]:
-    """Materialize every asset for one config (multiprocess by default), the catalog last, holding the warehouse lock."""
+    """Materialize every asset for one config (multiprocess by default), the catalog last, under the warehouse lock."""
     config_path = Path(config_path).resolve()
     cfg = load_config(config_path)
     require_preflight(cfg)  # every problem found before the lock is taken and any table is touched
@@ -198,7 +207,8 @@ def run_pipeline(config_path: Path, in_process: bool = False) -> tuple[RunSummar
         warehouse.clean_temporaries()
         fail_abandoned_runs(instance, warehouse.root)
         try:
-            summary = _execute(config_path, instance, in_process, cfg.periods.keys, run_tags(warehouse.root, lock.holder))
+            tags = run_tags(warehouse.root, lock.holder)
+            summary = _execute(config_path, instance, in_process, cfg.periods.keys, tags)
         finally:
             warehouse.clean_temporaries()
     return summary, summary.published

@@ -87,9 +87,8 @@ def test_analyst_connection_refuses_file_database_extension_and_setting_access(
             cat.execute(sql).fetchall()
         assert cat.execute("SELECT current_setting('enable_external_access')").fetchone()[0] is False
         assert cat.execute("SELECT cases FROM counts").fetchall() == [(7,)], "the catalog itself still answers"
-        assert {r[0] for r in cat.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal").fetchall()} == {
-            published.warehouse.catalog_path.stem
-        }
+        attached = cat.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal").fetchall()
+        assert attached == [(published.warehouse.catalog_path.stem,)]
     assert _fingerprint(tmp_path) == before, "nothing was written or created"
 
 
@@ -99,7 +98,9 @@ def test_catalog_never_names_a_file_and_holds_no_private_row(published: Publishe
     assert str(published.warehouse.root).encode() not in data and b".parquet" not in data
 
 
-def test_query_command_reports_refused_attacks_and_reads_nothing(published: Published, small_demo: Path, tmp_path: Path) -> None:
+def test_query_command_reports_refused_attacks_and_reads_nothing(
+    published: Published, small_demo: Path, tmp_path: Path
+) -> None:
     cfg = load_config(small_demo)
     moved = cfg.model_copy(update={"warehouse": cfg.warehouse.model_copy(update={"root": published.warehouse.root})})
     config = tmp_path / "config.yaml"

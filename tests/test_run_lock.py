@@ -17,7 +17,10 @@ from epiatlas.errors import WarehouseLockedError
 from epiatlas.warehouse_lock import LOCK_FILE, WarehouseLock, pid_alive, recorded_holder
 from orchestration.defs.publish import LOCK_TOKEN_TAG, warehouse_lock_for_run
 
-HOLD = "import sys, time; from epiatlas.warehouse_lock import WarehouseLock; l = WarehouseLock(sys.argv[1]); l.acquire(); print('held', flush=True); time.sleep(60)"
+HOLD = (
+    "import sys, time; from epiatlas.warehouse_lock import WarehouseLock; "
+    "WarehouseLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"
+)
 
 
 @pytest.fixture()

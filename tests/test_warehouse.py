@@ -93,7 +93,8 @@ def test_publish_copies_public_tables_and_computes_templates_inside_the_catalog(
 def test_template_reaching_a_table_that_is_not_public_is_refused(tmp_path: Path, template: str) -> None:
     wh = Warehouse(tmp_path, private_tables={"secret"})
     _write_demo_tables(wh)
-    with pytest.raises(WarehouseError, match=r"catalog template 'leak' \(sql/views/leak.sql\) references (secret|unknown_table)"):
+    refused = r"catalog template 'leak' \(sql/views/leak.sql\) references (secret|unknown_table)"
+    with pytest.raises(WarehouseError, match=refused):
         wh.publish({"numbers": ["id"]}, {"leak": template}, {"v": "1"})
     assert not wh.catalog_path.exists() and wh.temporary_files() == []
 

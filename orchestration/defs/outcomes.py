@@ -69,7 +69,11 @@ def _store_partitions(
     dropped = warehouse.drop_partitions_except(spec.table, cfg.periods.keys)
     extra = {k: str(v) for k, v in frame.attrs.get("metadata", {}).items()}
     return dg.MaterializeResult(
-        metadata={"periods_in_run": ", ".join(map(str, periods)), "dropped_partitions": ", ".join(dropped) or "none", **extra},
+        metadata={
+            "periods_in_run": ", ".join(map(str, periods)),
+            "dropped_partitions": ", ".join(dropped) or "none",
+            **extra,
+        },
         check_results=[
             dg.AssetCheckResult(
                 check_name=v.name, passed=v.passed, description=v.message, metadata={"failing_rows": v.failing_rows}

@@ -277,18 +277,25 @@ class Warehouse:
                 leftover.unlink(missing_ok=True)
         return PublishedCatalog(self.catalog_path, rows, skipped, dict(info))
 
-    def _refuse_non_public_templates(self, public_tables: Mapping[str, list[str]], view_templates: Mapping[str, str]) -> None:
+    def _refuse_non_public_templates(
+        self, public_tables: Mapping[str, list[str]], view_templates: Mapping[str, str]
+    ) -> None:
         for view, template in sorted(view_templates.items()):
             if hidden := sorted(set(_TEMPLATE_REF.findall(template)) - set(public_tables)):
                 kind = "private" if set(hidden) <= self.private_tables else "not public"
                 raise WarehouseError(
-                    f"catalog template {view!r} (sql/views/{view}.sql) references {', '.join(hidden)}, which is {kind}: "
+                    f"catalog template {view!r} (sql/views/{view}.sql) references {', '.join(hidden)}, "
+                    f"which is {kind}: "
                     "templates run inside the catalog over public tables only; publish a public table for what "
                     "it needs (with its own contract) and reference that instead"
                 )
 
     def _build_catalog(
-        self, path: Path, public_tables: Mapping[str, list[str]], view_templates: Mapping[str, str], info: Mapping[str, str]
+        self,
+        path: Path,
+        public_tables: Mapping[str, list[str]],
+        view_templates: Mapping[str, str],
+        info: Mapping[str, str],
     ) -> tuple[dict[str, int], tuple[str, ...]]:
         """Copy the stored public tables into a new DuckDB file, then compute the templates over the copies."""
         rows: dict[str, int] = {}
@@ -329,9 +336,13 @@ class Warehouse:
                 con.execute("SELECT * FROM catalog_info").fetchall()
                 found = {t: con.execute(f"SELECT count(*) FROM {ident(t)}").fetchone()[0] for t in rows}
         except duckdb.Error as exc:
-            raise WarehouseError(f"the catalog built for {self.catalog_path} does not open ({exc}); nothing was published") from exc
+            raise WarehouseError(
+                f"the catalog built for {self.catalog_path} does not open ({exc}); nothing was published"
+            ) from exc
         if found != dict(rows):
-            raise WarehouseError(f"the catalog built for {self.catalog_path} lost rows ({found} != {dict(rows)}); nothing was published")
+            raise WarehouseError(
+                f"the catalog built for {self.catalog_path} lost rows ({found} != {dict(rows)}); nothing was published"
+            )
 
     def _remove_stale_wal(self) -> None:
         """A WAL left beside the old catalog would be replayed onto the new file and make it unopenable."""

@@ -108,10 +108,12 @@ class WarehouseLock:
         if previous is not None:
             if previous.host != socket.gethostname() or pid_alive(previous.pid):
                 raise WarehouseLockedError(
-                    f"warehouse {self.path.parent} carries a lock record of {previous.describe()} that this host cannot "
-                    "verify as finished; " + self._clear_instructions()
+                    f"warehouse {self.path.parent} carries a lock record of {previous.describe()} that this host "
+                    "cannot verify as finished; " + self._clear_instructions()
                 )
-            log.warning("taking over the stale lock on %s left by %s (that process is gone)", self.path.parent, previous.describe())
+            log.warning(
+                "taking over the stale lock on %s left by %s (that process is gone)", self.path.parent, previous.describe()
+            )
         self.holder = LockHolder(
             pid=os.getpid(),
             host=socket.gethostname(),
@@ -137,5 +139,7 @@ class WarehouseLock:
         self.acquire()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
