@@ -102,7 +102,7 @@ def fit_burden_models(
     with _timed(timings, "glm_cases"):
         cases = fit_count_model(frame, settings, contiguity)
     severity = None
-    if config.severity:
+    if config.severity and frame[settings.severity_outcome].notna().any():  # aggregated input may lack it
         with _timed(timings, "glm_severity"):
             severity = fit_severity_model(frame, settings, contiguity)
     rows = frame.merge(cases.folds, on=["region_id", "period"], how="inner")
