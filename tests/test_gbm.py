@@ -178,6 +178,10 @@ def test_given_folds_are_used_and_incomplete_rows_dropped_and_counted(signal) ->
     kept[[0, 5, 9]] = False
     assert (result.folds == folds[kept]).all()
     assert len(result.cv_table) == 4
+    unassigned = folds.astype(float)
+    unassigned[1] = np.nan
+    with pytest.raises(ModelError, match=r"1 complete-case row\(s\) have no CV fold"):
+        fit_gbm(frame, COVARIATES, folds=unassigned, settings=FAST)
 
 
 def test_poisson_deviance_identities() -> None:
@@ -216,3 +220,24 @@ def test_settings_are_strict() -> None:
         GbmSettings(num_leaves="7")
     with pytest.raises(ValidationError):
         GbmSettings(cv_folds=1)
+
+
+def test_same_folds_and_deviance_scale_as_the_glm(signal, fitted) -> None:
+    from epiatlas.models.glm import fit_count_model
+    from epiatlas.models.settings import ModelSettings
+
+    glm = fit_count_model(
+        signal,
+        ModelSettings(covariates=COVARIATES, family="poisson", penalty=False, period_effects=False, bootstrap=0,
+                      seed=FAST.seed, cv_folds=FAST.cv_folds),
+    )  # fmt: skip
+    ours = signal[["region_id", "period"]].assign(fold=fitted.folds)
+    both = ours.merge(glm.folds, on=["region_id", "period"], suffixes=("", "_glm"), validate="1:1")
+    assert len(both) == len(signal) and (both["fold"] == both["fold_glm"]).all()
+    glm_by_fold = glm.cv_deviance_by_fold.set_index("fold")
+    assert (glm_by_fold["n"] == fitted.cv_table.set_index("fold")["n"]).all()
+    glm_cv = glm_by_fold["poisson_deviance"].sum() / len(signal)
+    assert glm_cv == pytest.approx(float(glm.fit["cv_deviance"].iloc[0]), rel=1e-12)
+    # the GLM is the true model here: it beats the GBM, and both beat the constant rate by far
+    null = fitted.cv_table["null_deviance"].sum() / len(signal)
+    assert glm_cv < fitted.cv_deviance < null / 10

@@ -15,6 +15,7 @@ import pandas as pd
 
 from epiatlas.errors import ModelError
 from epiatlas.models.gbm import GbmResult, covariate_matrix
+from epiatlas.models.threads import fit_threads
 
 ID_COLUMNS = ("region_id", "period")
 ICE_QUANTILES = {"ice_p10": 0.10, "ice_p50": 0.50, "ice_p90": 0.90}
@@ -60,7 +61,8 @@ def tree_shap(
         raise ModelError(f"rows to explain lack the column(s) {missing} that name each region x period")
     x = covariate_matrix(rows, result.covariates)
     if method == "pred_contrib":
-        contrib = result.booster.predict(x, pred_contrib=True, num_threads=result.settings.num_threads)
+        with fit_threads(openmp=result.settings.num_threads):
+            contrib = result.booster.predict(x, pred_contrib=True, num_threads=result.settings.num_threads)
         values, expected = contrib[:, :-1], float(contrib[0, -1])
     else:
         import shap
@@ -157,10 +159,11 @@ def partial_dependence(
         raise ModelError(f"GLM effects given for {unknown}, which are not covariates of the GBM {result.covariates}")
     x_all = covariate_matrix(result.data, result.covariates)
     sample = _row_sample(len(x_all), max_rows, result.settings.seed)
-    frames = [
-        _feature_dependence(result, x_all, sample, j, grid_points, (glm_per_unit or {}).get(feature))
-        for j, feature in enumerate(result.covariates)
-    ]
+    with fit_threads(openmp=result.settings.num_threads):
+        frames = [
+            _feature_dependence(result, x_all, sample, j, grid_points, (glm_per_unit or {}).get(feature))
+            for j, feature in enumerate(result.covariates)
+        ]
     return pd.concat(frames, ignore_index=True)
 
 

@@ -91,8 +91,9 @@ class GbmResult:
 
     def log_rate_ratio(self, frame: pd.DataFrame | None = None) -> np.ndarray:
         """log(mu / offset) = intercept + trees, per row of `frame` (default: the rows fit)."""
-        x = self.data if frame is None else frame
-        return self.intercept + self.booster.predict(covariate_matrix(x, self.covariates), raw_score=True)
+        x = covariate_matrix(self.data if frame is None else frame, self.covariates)
+        with fit_threads(openmp=self.settings.num_threads):
+            return self.intercept + self.booster.predict(x, raw_score=True, num_threads=self.settings.num_threads)
 
     def predict(self, frame: pd.DataFrame | None = None) -> np.ndarray:
         """Fitted counts mu = offset * exp(log rate ratio), per row of `frame` (default: the rows fit)."""
@@ -181,6 +182,8 @@ def fit_gbm(
     Ke G et al. LightGBM: a highly efficient gradient boosting decision tree. NeurIPS 2017.
     Hastie T, Tibshirani R, Friedman J. The Elements of Statistical Learning, 2nd ed., 2009, sections 7.10, 10.12.
     """
+    import lightgbm  # noqa: F401  (loads its OpenMP runtime, so that fit_threads can limit it)
+
     settings = settings or GbmSettings()
     rows, keep = model_rows(frame, covariates, outcome, offset_col)
     fold = _folds(frame, keep, folds, settings, group_col)
@@ -226,6 +229,8 @@ def _folds(
     if folds.shape != (len(frame),):
         raise ModelError(f"folds has shape {folds.shape}, expected one fold per frame row ({len(frame)},)")
     codes, uniques = pd.factorize(pd.Series(folds[keep]), sort=True)
+    if (codes < 0).any():
+        raise ModelError(f"{int((codes < 0).sum())} complete-case row(s) have no CV fold (NaN in folds)")
     if len(uniques) < 2:
         raise ModelError(f"the complete-case rows fall in {len(uniques)} CV fold(s); at least 2 are needed")
     return codes.astype(np.int64)
