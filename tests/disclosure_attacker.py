@@ -83,15 +83,15 @@ def attack(
                 equalities.append(np.array([1.0 if r in members else 0.0 for r in ids]))
                 totals.append(float(m.cases) - float(rows.loc[inside & visible, "cases"].astype(float).sum()))
         populations = hidden["population"].to_numpy(dtype=float, na_value=np.nan)
-        bounds = [_label_bounds(lab, pop, threshold) for lab, pop in zip(hidden["suppression"], populations, strict=True)]
+        labels = hidden["suppression"]
+        bounds = [_label_bounds(lab, pop, threshold) for lab, pop in zip(labels, populations, strict=True)]
         for i, region in enumerate(ids):
             ends = []
             for sign in (1.0, -1.0):
                 c = np.zeros(len(ids))
                 c[i] = sign
-                res = linprog(
-                    c, A_eq=np.array(equalities) if equalities else None, b_eq=totals or None, bounds=bounds, method="highs"
-                )
+                a_eq = np.array(equalities) if equalities else None
+                res = linprog(c, A_eq=a_eq, b_eq=totals or None, bounds=bounds, method="highs")
                 assert res.status in (0, 3), f"published figures are inconsistent in period {period}: {res.message}"
                 ends.append(sign * res.fun if res.status == 0 else np.inf)
             known_upper = np.inf if bounds[i][1] is None else bounds[i][1]

@@ -52,7 +52,11 @@ def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     tables = [
         PeriodTable("published_outcomes", PRIVATE_INPUTS, _published, published_outcome_checks, PUBLISHED_CHECKS),
         PeriodTable(
-            "published_outcome_margins", [*PRIVATE_INPUTS, "published_outcomes"], _margins, _margin_checks, MARGIN_CHECKS
+            "published_outcome_margins",
+            [*PRIVATE_INPUTS, "published_outcomes"],
+            _margins,
+            _margin_checks,
+            MARGIN_CHECKS,
         ),
     ]
     return dg.Definitions(assets=[build_period_asset(spec, partitions) for spec in tables])

@@ -1,48 +1,53 @@
-"""Differencing audit of published outcomes: the linear-programming bounds an attacker gets on hidden cells.
+"""Differencing audit of published outcomes: the bounds an attacker gets on hidden cells from what was written.
 
-From the published table and margins alone, each period gives the equalities "hidden cells of a published
-margin sum to its cases minus its visible cells" (the national margin and every published parent margin),
-and each hidden cell's label gives its bounds (primary [1, t-1], secondary [t, population], period
-[0, population]). The min and max of every hidden cell over that polytope, found with HiGHS, are what
-differencing can tell; the constraint matrix is an interval (laminar) matrix, so the LP bounds are integral
-and equal the integer ones.
+From the published table, the margins and the public region hierarchy alone, each period gives the equalities
+"hidden cells of a published margin sum to its cases minus its visible cells" (the national margin and every
+published parent margin), and each hidden cell's label gives its bounds (primary [1, t-1], secondary
+[t, population], period [0, population]). Parents are disjoint, so subtracting the published parent rows
+from the national row leaves an equivalent system of disjoint rows (one per published parent, one for the
+rest); over one sum with box bounds the linear-programming optimum of each cell has a closed form
+(`blocks.feasible_ranges`, checked against HiGHS in the tests), and the constraint matrix is an interval
+matrix, so these bounds are also the integer ones.
 """
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pandas as pd
 
-from epiatlas.disclosure.blocks import PRIMARY, Cell, label_bounds
+from epiatlas.disclosure.blocks import PRIMARY, Cell, feasible_ranges, label_bounds
 from epiatlas.disclosure.suppression import NATIONAL
 
 AUDIT_COLUMNS = ("region_id", "period", "suppression", "known_lower", "known_upper", "lower", "upper")
+REST = "__rest__"  # the row of hidden cells outside every published parent
 
 
 def differencing_bounds(published: pd.DataFrame, margins: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame:
-    """Per hidden cell: the bounds its label gives and the LP bounds after every published total.
+    """Per hidden cell: the bounds its label gives and the exact bounds after every published total.
 
     Parameters
     ----------
-    published : `published_outcomes` rows (suppression, cases, population, suppression_threshold)
+    published : `published_outcomes` rows (region_id, period, cases, population, suppression, suppression_threshold)
     margins : `published_outcome_margins` rows
     regions : region_id and parent_id, as in the public `regions` table
 
     Returns
     -------
-    DataFrame with AUDIT_COLUMNS, one row per hidden cell.
+    DataFrame with AUDIT_COLUMNS, one row per hidden cell, by period and region; lower/upper are NaN where
+    the published totals contradict the label bounds (no feasible value).
 
     References
     ----------
-    Hundepool et al. (2012), Statistical Disclosure Control, sec. 4.2 (audit of a suppression pattern by LP).
+    Hundepool et al. (2012), Statistical Disclosure Control, Wiley, sec. 4.2 (auditing a suppression pattern:
+    the interval an intruder can derive for each suppressed cell).
     """
     parent_of = dict(zip(regions["region_id"].astype(str), regions["parent_id"], strict=True))
     threshold = int(published["suppression_threshold"].iloc[0]) if len(published) else 1
-    frames = [
-        _period_bounds(rows, margins[margins["period"] == period], parent_of, threshold)
-        for period, rows in published.groupby("period", sort=True)
-    ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(AUDIT_COLUMNS))
+    rows = []
+    for period, cells in published.groupby("period", sort=True):
+        rows += _period_bounds(cells, margins[margins["period"] == period], parent_of, threshold)
+    return pd.DataFrame(rows, columns=list(AUDIT_COLUMNS)).sort_values(["period", "region_id"], ignore_index=True)
 
 
 def disclosure_failures(bounds: pd.DataFrame, tolerance: float = 1e-6) -> pd.DataFrame:
@@ -57,51 +62,36 @@ def disclosure_failures(bounds: pd.DataFrame, tolerance: float = 1e-6) -> pd.Dat
 
 
 def _period_bounds(
-    rows: pd.DataFrame, margins: pd.DataFrame, parent_of: dict[str, object], threshold: int
-) -> pd.DataFrame:
-    """LP min and max of each hidden cell of one period under its published margins."""
-    from scipy.optimize import linprog
-
-    rows = rows.reset_index(drop=True)
-    hidden = rows[rows["suppression"].notna()].reset_index(drop=True)
-    regions = rows["region_id"].astype(str)
-    parents = regions.map(parent_of)
-    visible = rows["suppression"].isna()
-    equalities, totals = [], []
-    for margin in margins[margins["published"].fillna(False).astype(bool)].itertuples():
-        inside = pd.Series(True, index=rows.index) if margin.level == NATIONAL else parents == margin.parent_id
-        members = set(regions[inside & ~visible])
-        equalities.append([1.0 if r in members else 0.0 for r in hidden["region_id"].astype(str)])
-        totals.append(float(margin.cases) - float(rows.loc[inside & visible, "cases"].sum()))
-    known = [
-        label_bounds(Cell(str(r), 0, np.inf if pd.isna(p) else float(p)), str(lab), threshold)
-        for r, p, lab in zip(hidden["region_id"], hidden["population"], hidden["suppression"], strict=True)
-    ]
-    lower, upper = [], []
-    for i in range(len(hidden)):
-        objective = np.zeros(len(hidden))
-        objective[i] = 1.0
-        ends = []
-        for sign in (1.0, -1.0):
-            result = linprog(
-                sign * objective,
-                A_eq=np.array(equalities) if equalities else None,
-                b_eq=np.array(totals) if totals else None,
-                bounds=[(lo, None if np.isinf(up) else up) for lo, up in known],
-                method="highs",
-            )
-            ends.append(sign * result.fun if result.status == 0 else (np.inf if result.status == 3 else np.nan))
-        lower.append(ends[0])
-        upper.append(ends[1])
-    return pd.DataFrame(
-        {
-            "region_id": hidden["region_id"].astype(str),
-            "period": hidden["period"].astype(int),
-            "suppression": hidden["suppression"].astype(str),
-            "known_lower": [lo for lo, _ in known],
-            "known_upper": [up for _, up in known],
-            "lower": lower,
-            "upper": upper,
-        },
-        columns=list(AUDIT_COLUMNS),
+    cells: pd.DataFrame, margins: pd.DataFrame, parent_of: dict[str, object], threshold: int
+) -> list[tuple]:
+    """Bounds of each hidden cell of one period: one disjoint sum per published parent, one for the rest."""
+    released = margins[margins["published"].fillna(False).astype(bool)]
+    totals = {(REST if m.level == NATIONAL else m.parent_id): int(m.cases) for m in released.itertuples()}
+    frame = cells.assign(
+        region_id=cells["region_id"].astype(str),
+        row=[p if p in totals and p != REST else REST for p in cells["region_id"].astype(str).map(parent_of)],
     )
+    rest_total = totals.get(REST)
+    if rest_total is not None:  # national row minus the published parent rows
+        totals[REST] = rest_total - sum(v for k, v in totals.items() if k != REST)
+    out = []
+    for row, members in frame.groupby("row", sort=True):
+        hidden = members[members["suppression"].notna()]
+        if hidden.empty:
+            continue
+        known = [
+            label_bounds(Cell(r, 0, math.inf if pd.isna(p) else float(p)), str(lab), threshold)
+            for r, p, lab in zip(hidden["region_id"], hidden["population"], hidden["suppression"], strict=True)
+        ]
+        if row in totals:
+            hidden_sum = totals[row] - int(members.loc[members["suppression"].isna(), "cases"].sum())
+            ranges = [(lo, up) if lo <= up else (math.nan, math.nan) for lo, up in feasible_ranges(hidden_sum, known)]
+        else:
+            ranges = known
+        out += [
+            (r, int(per), str(lab), k_lo, k_up, lo, up)
+            for r, per, lab, (k_lo, k_up), (lo, up) in zip(
+                hidden["region_id"], hidden["period"], hidden["suppression"], known, ranges, strict=True
+            )
+        ]
+    return out

@@ -34,21 +34,18 @@ def label_bounds(cell: Cell, label: str, threshold: int) -> tuple[float, float]:
     return float(lower), float(upper)
 
 
-def feasible_ranges(
-    values: Sequence[int], bounds: Sequence[tuple[float, float]]
-) -> list[tuple[float, float]]:
-    """Exact [min, max] of each x_i over {sum(x) = sum(values), lower_i <= x_i <= upper_i}.
+def feasible_ranges(total: float, bounds: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Exact [min, max] of each x_i over {sum(x) = total, lower_i <= x_i <= upper_i} (the LP optimum).
 
     Parameters
     ----------
-    values : true counts of the block's cells (only their sum is used)
+    total : the known sum of the block's cells
     bounds : (lower, upper) per cell; upper may be inf
 
     Returns
     -------
     list of (min, max) per cell: max(l_i, T - sum of the others' uppers), min(u_i, T - sum of the others' lowers).
     """
-    total = float(sum(values))
     lower_sum = math.fsum(lo for lo, _ in bounds)
     finite_upper = math.fsum(up for _, up in bounds if math.isfinite(up))
     infinite = sum(1 for _, up in bounds if not math.isfinite(up))
@@ -71,7 +68,7 @@ def protected(cells: Sequence[Cell], labels: Sequence[str], threshold: int) -> b
         return False
     bounds = [label_bounds(c, lab, threshold) for c, lab in zip(cells, labels, strict=True)]
     for (lo, up), (known_lo, known_up), label in zip(
-        feasible_ranges([c.cases for c in cells], bounds), bounds, labels, strict=True
+        feasible_ranges(sum(c.cases for c in cells), bounds), bounds, labels, strict=True
     ):
         if label == PRIMARY and (lo, up) != (known_lo, known_up):
             return False

@@ -14,8 +14,8 @@ PUBLISHED_CHECKS = {
 }
 MARGIN_CHECKS = {
     "one_national_margin_per_period": "every materialized period has exactly one national total",
-    "survives_differencing": "LP bounds from the stored published_outcomes and these margins pin no hidden cell "
-    "and leave every primary cell at [1, threshold-1]",
+    "survives_differencing": "the bounds differencing gives (the LP optimum) from the stored published_outcomes "
+    "and these margins pin no hidden cell and leave every primary cell at [1, threshold-1]",
 }
 
 
@@ -43,6 +43,6 @@ def margin_checks(margins: pd.DataFrame, bounds: pd.DataFrame, periods: list[int
             len(failures),
             f"{len(bounds)} hidden cells audited; {len(failures)} pinned or narrowed, e.g. {examples}"
             if len(failures)
-            else f"{len(bounds)} hidden cells audited by LP; none pinned, every primary keeps [1, threshold-1]",
+            else f"{len(bounds)} hidden cells audited; none pinned, every primary keeps [1, threshold-1]",
         ),
     ]

@@ -187,9 +187,8 @@ def _parents(outcomes: pd.DataFrame, regions: pd.DataFrame) -> dict[str, str | N
     """region_id -> parent_id (None when absent) for every region of the outcomes."""
     if not {"region_id", "parent_id"} <= set(regions.columns):
         raise DisclosureInputError("regions: needs columns region_id and parent_id (parent_id may be NULL)")
-    parent_of = {
-        str(r): (None if pd.isna(p) else str(p)) for r, p in zip(regions["region_id"], regions["parent_id"], strict=True)
-    }
+    pairs = zip(regions["region_id"], regions["parent_id"], strict=True)
+    parent_of = {str(r): (None if pd.isna(p) else str(p)) for r, p in pairs}
     unknown = sorted(set(outcomes["region_id"].astype(str)) - set(parent_of))
     if unknown:
         raise DisclosureInputError(
