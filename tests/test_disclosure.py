@@ -19,6 +19,7 @@ from epiatlas.disclosure import (
     protect_outcomes,
 )
 from epiatlas.disclosure.blocks import feasible_ranges
+from epiatlas.disclosure.checks import margin_checks
 from epiatlas.outcomes import region_period_outcomes_from_counts
 from tests.disclosure_attacker import attack, hidden_total, recovered
 
@@ -326,3 +327,16 @@ def _attack_finds_nothing_in(published, margins, public) -> pd.DataFrame:
     bounds = attack(published, margins, public["census"], public["regions"])
     assert recovered(bounds).empty, recovered(bounds).head()
     return bounds
+
+
+def test_margin_checks_fail_on_a_recoverable_cell_and_a_missing_national_total():
+    private, regions, _, result = _published({"A": 2, "B": 5, "C": 6, "D": 9, "E": 30})
+    good = margin_checks(result.margins, differencing_bounds(result.table, result.margins, regions), [2020])
+    assert [(c.name, c.passed) for c in good] == [("one_national_margin_per_period", True), ("survives_differencing", True)]
+    naive = differencing_bounds(_primary_only(private), result.margins, regions)
+    bad = margin_checks(result.margins[result.margins["level"] != "national"], naive, [2020])
+    assert [(c.name, c.passed, c.failing_rows) for c in bad] == [
+        ("one_national_margin_per_period", False, 1),
+        ("survives_differencing", False, 1),
+    ]
+    assert "'region_id': 'A'" in bad[1].message
