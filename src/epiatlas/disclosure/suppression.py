@@ -110,22 +110,21 @@ class _Period:
         """Hide complements among `regions` so their hidden block is protected; False when impossible."""
         regions = list(regions)
         hidden = [r for r in regions if r in self.labels]
-        visible = [self.cells[r] for r in regions if r not in self.labels and self.cells[r].cases >= self.threshold]
         chosen = complements(
-            [self.cells[r] for r in hidden], [self.labels[r] for r in hidden], visible, self.threshold
+            [self.cells[r] for r in hidden], [self.labels[r] for r in hidden], self.eligible(regions), self.threshold
         )
         if chosen is None:
             return False
         self.labels.update((c.region_id, SECONDARY) for c in chosen)
         return True
 
+    def eligible(self, regions: Iterable[str]) -> list[Cell]:
+        """Visible cells with cases >= threshold: the possible complements."""
+        return [self.cells[r] for r in regions if r not in self.labels and self.cells[r].cases >= self.threshold]
+
     def slack(self, parent: str) -> int:
-        """Downward slack the parent's visible cells could add as complements (sum of cases - t)."""
-        return sum(
-            self.cells[r].cases - self.threshold
-            for r in self.members(parent)
-            if r not in self.labels and self.cells[r].cases >= self.threshold
-        )
+        """Downward slack the parent's possible complements could add (sum of cases - threshold)."""
+        return sum(c.cases - self.threshold for c in self.eligible(self.members(parent)))
 
 
 def protect_outcomes(outcomes: pd.DataFrame, regions: pd.DataFrame) -> DisclosureResult:
