@@ -94,14 +94,14 @@ def _require_rows(con: duckdb.DuckDBPyConnection, files: list[Path], cfg: Source
                            f"least one row); export the data again or point the path at the right file")
 
 
-def _years_problem(where: str, what: str, years: list[int], periods: list[int], each: bool) -> list[Problem]:
-    """Data years must meet the configured periods (`each`: every period must have data)."""
+def _years_problem(where: str, what: str, years: list[int], periods: list[int]) -> list[Problem]:
+    """Every configured period must have data: none at all (wrong periods) or some missing (too wide)."""
     span = f"{years[0]}..{years[-1]}" if years else "none"
     missing = sorted(set(periods) - set(years))
     if not set(years) & set(periods):
         return [Problem(where, f"no {what} falls in periods {periods[0]}..{periods[-1]} (the data has {span}); "
                                f"set periods.start/end to years the data covers")]
-    if each and missing:
+    if missing:
         return [Problem(where, f"periods {missing} have no {what} (the data has {span}); narrow periods.start/end "
                                f"to the years the data covers or add the missing data")]
     return []
@@ -113,16 +113,16 @@ def _period_problems(con: duckdb.DuckDBPyConnection, name: str, cfg: SourceConfi
     where = f"sources.{name}"
     if name == "census":
         years = _text_values(con, files, cfg, "year", "try_cast(try_cast(v AS DOUBLE) AS INTEGER)")
-        return _years_problem(where, "census year", years, periods, each=True)
+        return _years_problem(where, "census year", years, periods)
     if name == "hospitalization_counts" and "period" in present:
         years = _text_values(con, files, cfg, "period", "try_cast(try_cast(v AS DOUBLE) AS INTEGER)")
-        return _years_problem(where, "count period", years, periods, each=True)
+        return _years_problem(where, "count period", years, periods)
     if name == "hospitalizations":
         date = "try_cast(v AS DATE)"
         if cfg.date_format:
             date = f"coalesce(try_strptime(v, {literal(cfg.date_format)})::DATE, {date})"
         years = _text_values(con, files, cfg, "admission_date", f"year({date})")
-        return _years_problem(where, "admission date", years, periods, each=True)
+        return _years_problem(where, "admission date", years, periods)
     return []
 
 
