@@ -308,5 +308,17 @@ def test_ragged_csv_line_is_a_parse_error(con: duckdb.DuckDBPyConnection, tmp_pa
                                           delimiter: str | None) -> None:
     path = write_csv(tmp_path / "c.csv", "region_id,year,age_group,sex,population",
                      *[f"R1,{2000 + i},0-4,M,10" for i in range(5)], "R1,2020,0-4,M,10,extra,fields")
-    with pytest.raises(SourceParseError, match=r"c\.csv.*csv format"):
+    with pytest.raises(SourceParseError, match=r"sources\.census: .*c\.csv: line 7 \(data row 6\) is malformed: "
+                                               r"7 fields where the header has 5 \(rule: csv format"):
         ingest(con, "census", path, delimiter=delimiter)
+
+
+@pytest.mark.parametrize(("last", "what"), [("R1,2020,0-4", "3 fields where the header has 5"),
+                                            ('R1,2020,"0-4,M,10', "quote opened on this line is never closed")],
+                         ids=["ragged", "open_quote"])
+def test_truncated_csv_beyond_the_sniffed_rows_names_its_last_line(con: duckdb.DuckDBPyConnection, tmp_path: Path,
+                                                                   last: str, what: str) -> None:
+    rows = [f"R{i},2020,0-4,M,10" for i in range(30_000)]  # more rows than DuckDB samples to sniff the dialect
+    path = write_csv(tmp_path / "c.csv", "region_id,year,age_group,sex,population", *rows, last)
+    with pytest.raises(SourceParseError, match=rf"c\.csv: line 30002 \(data row 30001\) is malformed: .*{what}"):
+        ingest(con, "census", path)
