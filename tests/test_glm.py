@@ -209,6 +209,25 @@ def test_overdispersed_counts_pick_negative_binomial_and_recover_alpha() -> None
     assert truth_in_ci(result.coefficients, BETA).sum() >= 7
 
 
+def test_given_family_is_kept_and_the_test_still_reported() -> None:
+    """family='poisson' on overdispersed data stays Poisson, with the rejecting test and the excess dispersion shown."""
+    result = fit_count_model(simulate(6, nb_alpha=0.25, n_periods=1), settings(penalty=False, family="poisson"))
+    assert result.family.name == "poisson" and result.nb_dispersion is None
+    assert result.fit["overdispersion_p"].iloc[0] < 1e-6
+    assert result.fit["dispersion"].iloc[0] > 3
+
+
+def test_population_offset_uses_the_population_column() -> None:
+    """offset='population' fits log(population) as the offset: same as the expected-offset fit on that column."""
+    frame = simulate(17, n_periods=1)
+    by_population = fit_count_model(frame, settings(penalty=False, family="poisson", offset="population"))
+    reference = fit_count_model(frame.assign(expected_cases=frame["population"].astype(float)),
+                                settings(penalty=False, family="poisson"))  # fmt: skip
+    pd.testing.assert_frame_equal(by_population.coefficients, reference.coefficients)
+    intercept = by_population.coefficients.set_index("term").loc["intercept", "estimate_per_unit"]
+    assert intercept == pytest.approx(0.1 - BETA @ np.arange(len(BETA)) - np.log(1000), abs=0.02)  # x_j has mean j
+
+
 def test_poisson_counts_keep_poisson(sparse_fit) -> None:
     """Equidispersed data: the overdispersion test does not reject and the family stays Poisson."""
     assert sparse_fit.family.name == "poisson"
