@@ -106,17 +106,38 @@ def build_model(
         raise ImagingError(f"unknown architecture {arch!r}: use a timm model name such as densenet121 or "
                            f"resnet18, or epiatlas_cxr_small for the CPU demo")  # fmt: skip
     if pretrained is not None:
-        _require_file(pretrained, "pretrained_checkpoint")
-        overlay = {"file": str(pretrained), "url": "", "hf_hub_id": None}
         try:
-            return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay, in_chans=1,
-                                     num_classes=num_classes)  # fmt: skip
+            return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=_local_weights(arch, pretrained),
+                                     in_chans=1, num_classes=num_classes)  # fmt: skip
         except (RuntimeError, KeyError, ValueError) as e:
             raise ImagingError(f"pretrained_checkpoint {pretrained} does not fit {arch}: {e}") from e
     model = timm.create_model(arch, pretrained=False, in_chans=1, num_classes=num_classes)
     if checkpoint is not None:
         load_weights(model, arch, checkpoint)
     return model
+
+
+def _local_weights(arch: str, path: Path) -> dict[str, Any]:
+    """timm pretrained-cfg overlay that loads the weights of `path` (no URL, no hub) as the file describes them.
+
+    The input channels and class count are read off the file's first convolution and head, so timm adapts
+    the stem to one channel (RGB weights summed) and drops a head of another size.
+    """
+    _require_file(path, "pretrained_checkpoint")
+    try:
+        state = timm.models.load_state_dict(str(path), weights_only=True)
+    except Exception as e:  # torch raises pickle, zip and runtime errors alike for a damaged file
+        raise ImagingError(f"pretrained_checkpoint {path} cannot be read as a torch file ({e})") from e
+    cfg = timm.models.get_pretrained_cfg(arch)
+    if cfg is None or not cfg.first_conv or not cfg.classifier:
+        raise ImagingError(f"{arch} has no pretrained configuration in timm: local weights cannot be adapted")
+    first = cfg.first_conv if isinstance(cfg.first_conv, str) else cfg.first_conv[0]
+    head = cfg.classifier if isinstance(cfg.classifier, str) else cfg.classifier[0]
+    if f"{first}.weight" not in state:
+        raise ImagingError(f"pretrained_checkpoint {path} has no {first}.weight: it is not a {arch} state dict")
+    classes = state[f"{head}.weight"].shape[0] if f"{head}.weight" in state else cfg.num_classes
+    input_size = (state[f"{first}.weight"].shape[1], *cfg.input_size[1:])
+    return {"state_dict": state, "url": "", "hf_hub_id": None, "input_size": input_size, "num_classes": classes}
 
 
 def load_weights(model: nn.Module, arch: str, checkpoint: Path) -> None:
