@@ -148,3 +148,9 @@ class DicomWithoutPixelsError(ImageReadError):
     """A DICOM file carries no pixel data (e.g. a structured report or a header-only export)."""
 
     reason = "no_pixel_data"
+
+
+class ImageOutsideRootError(ImageReadError):
+    """An image path resolves (after `..` and symlinks) to a place outside the configured image root."""
+
+    reason = "outside_root"
