@@ -1,4 +1,5 @@
-"""One run per warehouse: the lock names its holder, a dead holder's lock is taken over, a live one is not."""
+"""One run per warehouse: the lock names its holder, a dead holder's lock is taken over, a live one is not;
+runs whose launcher is gone are marked failed."""
 
 from __future__ import annotations
 
@@ -11,11 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
+from dagster._core.storage.dagster_run import DagsterRun
 
 from epiatlas.errors import WarehouseLockedError
-from epiatlas.warehouse_lock import LOCK_FILE, WarehouseLock, pid_alive, recorded_holder
+from epiatlas.warehouse_lock import LOCK_FILE, LockHolder, WarehouseLock, pid_alive, recorded_holder
 from orchestration.defs.publish import LOCK_TOKEN_TAG, warehouse_lock_for_run
+from orchestration.runner import fail_abandoned_runs, run_tags
+
+STARTED = dg.DagsterRunStatus.STARTED
 
 HOLD = (
     "import sys, time; from epiatlas.warehouse_lock import WarehouseLock; "
@@ -88,3 +94,20 @@ def test_catalog_step_reuses_its_runs_lock_and_otherwise_takes_its_own(tmp_path:
         holder = recorded_holder(tmp_path)
         assert holder is not None and holder.pid == os.getpid()
     assert recorded_holder(tmp_path) is None, "released when the step ends"
+
+
+def test_only_runs_whose_launcher_is_gone_are_marked_failed(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holders = {"killed": int(dead.stdout), "running": os.getpid()}
+    with dg.DagsterInstance.ephemeral() as instance:
+        for run_id, pid in holders.items():
+            holder = LockHolder(pid=pid, host=socket.gethostname(), started_at="2026-01-01T00:00:00+00:00", token=run_id)
+            instance.add_run(
+                DagsterRun(job_name="all_assets_job", run_id=run_id, status=STARTED, tags=run_tags(tmp_path, holder))
+            )
+        other = LockHolder(pid=int(dead.stdout), host=socket.gethostname(), started_at="", token="other")
+        instance.add_run(DagsterRun(job_name="all_assets_job", run_id="other_warehouse", status=STARTED,
+                                    tags=run_tags(tmp_path / "elsewhere", other)))  # fmt: skip
+        assert fail_abandoned_runs(instance, tmp_path) == ["killed"]
+        status = {run_id: instance.get_run_by_id(run_id).status for run_id in [*holders, "other_warehouse"]}
+    assert status == {"killed": dg.DagsterRunStatus.FAILURE, "running": STARTED, "other_warehouse": STARTED}
