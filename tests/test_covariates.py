@@ -22,7 +22,7 @@ from epiatlas.covariates.source import (
     ingest_covariates,
 )
 from epiatlas.errors import ConfigError, SchemaMismatchError
-from epiatlas.publish import warehouse_for
+from epiatlas.publish import publish_catalog, warehouse_for
 from tests.ingest_fixtures import connection_with_regions, quarantine_rows, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,3 +246,6 @@ def test_covariate_asset_materializes_on_the_small_demo_with_its_checks(small_de
         summary = con.execute("SELECT source, rules, rows FROM quarantine_summary "
                               "WHERE source = 'covariates_clinics'").fetchall()
     assert summary == [("covariates_clinics", "foreign_key", 1)]
+    published = publish_catalog(load_config(config))
+    with duckdb.connect(str(published.path), read_only=True) as catalog:
+        assert catalog.execute("SELECT count(*) FROM covariates_clinics").fetchone()[0] == len(rows)

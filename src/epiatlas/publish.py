@@ -18,9 +18,19 @@ def view_templates() -> dict[str, str]:
     return {p.stem: p.read_text(encoding="utf-8") for p in sorted((resource_dir("sql") / "views").glob("*.sql"))}
 
 
+def run_contracts(cfg: EpiatlasConfig) -> dict[str, Contract]:
+    """The contracts of every table a run of `cfg` can store: the files in data_contracts/ and the user's covariates."""
+    from epiatlas.covariates.source import covariate_contract, covariate_table
+
+    contracts = load_contracts()
+    for name, table in cfg.covariates.items():
+        contracts[covariate_table(name)] = covariate_contract(name, table)
+    return contracts
+
+
 def publish_catalog(cfg: EpiatlasConfig) -> PublishedCatalog:
     """Rebuild the catalog from what is stored now and swap it in atomically."""
-    contracts = load_contracts()
+    contracts = run_contracts(cfg)
     public = {name: [c.name for c in ct.columns] for name, ct in contracts.items() if ct.privacy == "public"}
     info = {
         "name": cfg.name,
@@ -33,5 +43,5 @@ def publish_catalog(cfg: EpiatlasConfig) -> PublishedCatalog:
 
 def warehouse_for(cfg: EpiatlasConfig, contracts: Mapping[str, Contract] | None = None) -> Warehouse:
     """The warehouse a configuration points at; its private tables are those whose contract says so."""
-    private = [name for name, ct in (contracts or load_contracts()).items() if ct.privacy == "private"]
+    private = [name for name, ct in (contracts or run_contracts(cfg)).items() if ct.privacy == "private"]
     return Warehouse(cfg.warehouse.root, cfg.warehouse.catalog_name, private_tables=private)
