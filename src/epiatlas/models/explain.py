@@ -129,7 +129,7 @@ def region_drivers(shap: ShapResult, top: int = 3) -> pd.DataFrame:
 def partial_dependence(
     result: GbmResult,
     grid_points: int = 20,
-    max_rows: int = 1000,
+    max_rows: int = 500,
     glm_per_unit: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """`gbm_partial_dependence`: PD and ICE quantiles of every covariate as rate ratios against its median.

@@ -32,8 +32,11 @@ class GbmSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
-    num_leaves: int = Field(15, ge=2, description="maximum leaves per tree")
-    learning_rate: float = Field(0.05, gt=0.0, le=1.0)
+    num_leaves: int = Field(
+        7, ge=2, description="maximum leaves per tree; small trees suit mostly additive effects and keep TreeSHAP "
+        "cheap (its cost grows with leaves x depth^2 per tree)"
+    )
+    learning_rate: float = Field(0.1, gt=0.0, le=1.0)
     max_rounds: int = Field(1000, ge=1, description="upper bound on boosting rounds")
     early_stopping_rounds: int = Field(
         50, ge=1, description="stop when the mean CV deviance has not improved for this many rounds"
