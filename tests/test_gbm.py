@@ -209,6 +209,8 @@ def test_degenerate_input_raises_model_error(signal, change, message) -> None:
 def test_unknown_covariate_and_glm_effect_raise_model_error(signal, fitted) -> None:
     with pytest.raises(ModelError, match=r"unknown column\(s\) \['pm25'\]"):
         fit_gbm(signal, ["strong", "pm25"], settings=FAST)
+    with pytest.raises(ModelError, match=r"lack the column\(s\) \['negative'\]"):
+        tree_shap(fitted, signal.drop(columns="negative"))
     with pytest.raises(ModelError, match="GLM effects given for \\['pm25'\\]"):
         partial_dependence(fitted, glm_per_unit={"pm25": 0.1})
 

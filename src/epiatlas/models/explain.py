@@ -56,9 +56,9 @@ def tree_shap(
     Nature Machine Intelligence 2020;2:56-67.
     """
     rows = result.data if frame is None else frame
-    missing = [c for c in ID_COLUMNS if c not in rows.columns]
+    missing = [c for c in (*ID_COLUMNS, *result.covariates) if c not in rows.columns]
     if missing:
-        raise ModelError(f"rows to explain lack the column(s) {missing} that name each region x period")
+        raise ModelError(f"rows to explain lack the column(s) {missing}: region_id, period and the GBM covariates")
     x = covariate_matrix(rows, result.covariates)
     if method == "pred_contrib":
         with fit_threads(openmp=result.settings.num_threads):
