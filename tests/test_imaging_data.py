@@ -30,7 +30,14 @@ from epiatlas.imaging.decode import read_image, resize  # noqa: E402
 from epiatlas.imaging.dedup import find_duplicates, grouped_split  # noqa: E402
 from epiatlas.imaging.importers import MANIFEST_COLUMNS, import_class_folders  # noqa: E402
 from epiatlas.imaging.manifest import resolve_under, validate_images  # noqa: E402
-from epiatlas.imaging.phantoms import CORNERS, SOURCE, class_probabilities, generate_phantoms  # noqa: E402
+from epiatlas.imaging.phantoms import (  # noqa: E402
+    CORNERS,
+    SOURCE,
+    class_probabilities,
+    encode_png,
+    generate_phantoms,
+    phantom_studies,
+)
 
 PATIENT_NAME = "Doe^Jane"
 
@@ -314,6 +321,21 @@ def test_phantoms_are_reproducible_and_say_they_are_synthetic(tmp_path: Path) ->
     assert required <= set(first.columns)
 
 
+def test_encode_png_is_read_back_exactly_by_pillow(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    gray, mask = rng.integers(0, 256, (70, 90), dtype=np.uint8), rng.random((70, 93)) > 0.5
+    (tmp_path / "g.png").write_bytes(encode_png(gray, {"Source": SOURCE}))
+    (tmp_path / "m.png").write_bytes(encode_png(mask))
+    with Image.open(tmp_path / "g.png") as image:
+        assert image.mode == "L" and image.text == {"Source": SOURCE}
+        np.testing.assert_array_equal(np.asarray(image), gray)
+    with Image.open(tmp_path / "m.png") as image:
+        assert image.mode == "1"
+        np.testing.assert_array_equal(np.asarray(image), mask)
+    with pytest.raises(ImagingError, match="float32"):
+        encode_png(gray.astype(np.float32))
+
+
 def test_phantom_manifest_values_meet_the_contract(phantoms: tuple[Path, pd.DataFrame]) -> None:
     from epiatlas.contracts import load_contract
 
@@ -375,17 +397,21 @@ def test_correlated_markers_sit_in_the_class_corner(phantoms: tuple[Path, pd.Dat
 
 
 def test_class_shares_vary_by_region_as_specified(tmp_path: Path) -> None:
-    regions = pd.DataFrame({"region_id": ["A", "B", "C"]})
-    manifest = generate_phantoms(tmp_path, 1500, 64, seed=11, regions=regions, periods=[2019, 2020])
+    regions, periods = ["A", "B", "C"], [2019, 2020]
+    small = generate_phantoms(tmp_path, 10, 64, seed=11, regions=pd.DataFrame({"region_id": regions}),
+                              periods=periods)
+    pd.testing.assert_frame_equal(small.drop(columns="marker_corner"), phantom_studies(10, 11, regions, periods))
+    manifest = phantom_studies(6000, 11, regions, periods)
     table = pd.crosstab(manifest["region_id"], manifest["label"])
     assert chi2_contingency(table).pvalue < 1e-6, "regions differ in their class mix"
-    truth = class_probabilities(["A", "B", "C"], [2019, 2020], seed=11)
+    truth = class_probabilities(regions, periods, seed=11).set_index(["region_id", "period"])
     manifest["period"] = [d.year for d in manifest["study_date"]]
     for (region, period), cell in manifest.groupby(["region_id", "period"]):
-        expected = truth.set_index(["region_id", "period"]).loc[(region, period), list(CLASSES)].to_numpy(float)
-        observed = cell["label"].value_counts().reindex(CLASSES, fill_value=0).to_numpy()
-        se = np.sqrt(expected * (1 - expected) / len(cell))
-        assert np.all(np.abs(observed / len(cell) - expected) < 4 * se + 1e-9), (region, period)
+        expected = truth.loc[(region, period), list(CLASSES)].to_numpy(float)
+        observed = cell["label"].value_counts().reindex(CLASSES, fill_value=0).to_numpy() / len(cell)
+        assert np.all(np.abs(observed - expected) < 4 * np.sqrt(expected * (1 - expected) / len(cell))), region
+    covid = truth["covid19"].unstack("period")
+    assert (covid[2020] > covid[2019]).all(), "COVID-19 rises with the period"
 
 
 def test_phantom_arguments_are_checked(tmp_path: Path) -> None:

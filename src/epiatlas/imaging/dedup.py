@@ -72,6 +72,15 @@ def hamming_pairs(hashes: np.ndarray, threshold: int) -> tuple[np.ndarray, np.nd
     return np.concatenate(first), np.concatenate(second)
 
 
+def pair_correlations(vectors: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Row-wise dot products vectors[first[k]] . vectors[second[k]], in chunks (no pairs x pixels copy)."""
+    out = np.empty(len(first), dtype=np.float64)
+    for start in range(0, len(first), _BLOCK * 16):
+        stop = start + _BLOCK * 16
+        out[start:stop] = np.einsum("ij,ij->i", vectors[first[start:stop]], vectors[second[start:stop]])
+    return out
+
+
 def find_duplicates(manifest: pd.DataFrame, root: Path, threshold: int = NEAR_THRESHOLD,
                     min_correlation: float = MIN_CORRELATION) -> pd.DataFrame:
     """Pairs of images that are exact (same decoded pixels, sha256) or near duplicates, within and across sources.
@@ -93,14 +102,14 @@ def find_duplicates(manifest: pd.DataFrame, root: Path, threshold: int = NEAR_TH
     thumbs = np.array(vectors, dtype=np.float32).reshape(len(ids), -1)
     exact = _exact_pairs(digests)
     near_i, near_j = hamming_pairs(all_hashes, threshold)
-    similar = np.einsum("ij,ij->i", thumbs[near_i], thumbs[near_j]) >= min_correlation
+    similar = pair_correlations(thumbs, near_i, near_j) >= min_correlation
     near = [(i, j) for i, j in zip(near_i[similar].tolist(), near_j[similar].tolist()) if (i, j) not in exact]
     pairs = np.array(sorted(exact) + near, dtype=np.int64).reshape(-1, 2)
     a, b = pairs[:, 0], pairs[:, 1]
     return pd.DataFrame({
         "image_id_a": ids[a], "image_id_b": ids[b], "kind": ["exact"] * len(exact) + ["near"] * len(near),
         "distance": np.bitwise_count(all_hashes[a] ^ all_hashes[b]).astype(np.int64),
-        "correlation": np.einsum("ij,ij->i", thumbs[a], thumbs[b]).astype(np.float64).round(6),
+        "correlation": pair_correlations(thumbs, a, b).round(6),
         "source_a": sources[a], "source_b": sources[b],
     }, columns=DUPLICATE_COLUMNS)
 
