@@ -156,6 +156,18 @@ def test_dicom_12_bit_window_and_rescale_follow_the_standard(tmp_path: Path) -> 
     np.testing.assert_allclose(rescaled, linear_window(stored * 2.0 - 1024, 0, 2000), atol=1e-5)
 
 
+def test_dicom_voi_lut_sequence_is_applied(tmp_path: Path) -> None:
+    from pydicom.dataset import Dataset
+
+    stored = (np.arange(96 * 80).reshape(80, 96) * 4095 // (96 * 80 - 1)).astype(np.uint16)
+    table = np.rint(np.sqrt(np.arange(4096) / 4095) * 60000 + 1000).astype(int)
+    item = Dataset()
+    item.add_new((0x0028, 0x3002), "US", [4096, 0, 16])
+    item.add_new((0x0028, 0x3006), "US", table.tolist())
+    got = read_image(write_dicom(tmp_path / "lut.dcm", stored, VOILUTSequence=[item]))
+    np.testing.assert_allclose(got, (table[stored] - 1000) / 60000, atol=1e-6)
+
+
 def test_dicom_without_window_is_stretched_and_monochrome1_is_inverted(tmp_path: Path) -> None:
     stored = (ramp() * 3000 + 500).astype(np.uint16)
     plain = read_image(write_dicom(tmp_path / "m2.dcm", stored))
@@ -487,3 +499,19 @@ def test_dataset_items_and_batches(phantoms: tuple[Path, pd.DataFrame]) -> None:
     assert "lung_mask" not in CxrDataset(subset, root, size=64)[0]
     with pytest.raises(ImagingError, match="pneumonia"):
         CxrDataset(subset.assign(label="pneumonia"), root, size=64)
+
+
+def test_phantoms_flow_through_validation_split_dataset_and_prediction(tmp_path: Path) -> None:
+    from epiatlas.imaging.dataset import CxrDataset
+    from epiatlas.imaging.inference import predict
+    from epiatlas.imaging.models import build_model
+
+    manifest = generate_phantoms(tmp_path, 24, 64, seed=9)
+    validation = validate_images(manifest, tmp_path)
+    assert validation.counts() == {"read": 24, "accepted": 24, "rejected": 0, "repaired": 0}
+    split = grouped_split(validation.accepted, find_duplicates(validation.accepted, tmp_path), 0.25, 0.25, seed=0)
+    test_rows = validation.accepted[split["split"].eq("test").to_numpy()].reset_index(drop=True)
+    predictions = predict(build_model("epiatlas_cxr_small"), CxrDataset(test_rows, tmp_path, 64), batch_size=4)
+    assert predictions["index"].tolist() == list(range(len(test_rows)))
+    probabilities = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
