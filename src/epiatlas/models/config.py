@@ -29,7 +29,7 @@ class ModelsConfig(BaseModel):
     gbm: GbmSettings = GbmSettings()
     severity: bool = Field(True, description="also fit the binomial severity model (deaths or severe cases)")
     pdp_grid_points: int = Field(20, ge=2)
-    pdp_max_rows: int = Field(1000, ge=10, description="rows averaged over for partial dependence and ICE")
+    pdp_max_rows: int = Field(500, ge=10, description="rows averaged over for partial dependence and ICE")
 
     @field_validator("glm")
     @classmethod

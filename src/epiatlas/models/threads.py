@@ -12,7 +12,13 @@ from contextlib import contextmanager
 
 @contextmanager
 def fit_threads(openmp: int = 1) -> Iterator[None]:
-    """Limit BLAS to one thread and OpenMP to `openmp` threads for the duration of the block."""
+    """Limit BLAS to one thread and OpenMP to `openmp` threads for the duration of the block.
+
+    threadpoolctl only limits runtimes already loaded, so the fitting libraries (glum/tabmat and LightGBM bring
+    their own OpenMP) are imported first; otherwise a lazy import inside the block escapes the limit.
+    """
+    import glum  # noqa: F401
+    import lightgbm  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"), threadpool_limits(limits=openmp, user_api="openmp"):
