@@ -52,7 +52,12 @@ def read_image(path: Path, size: int | None = None) -> np.ndarray:
     if not path.is_file():
         raise MissingImageError(f"{path}: image file does not exist (rule: missing_file); fix the manifest's path "
                                 f"or restore the file under the image root")
-    pixels = _read_dicom(path) if is_dicom(path) else _read_raster(path)
+    try:
+        dicom = is_dicom(path)
+    except OSError as exc:
+        raise UnreadableImageError(f"{path}: cannot open the file ({exc.strerror}) (rule: unreadable); check its "
+                                   f"permissions") from exc
+    pixels = _read_dicom(path) if dicom else _read_raster(path)
     if min(pixels.shape) < MIN_SIDE:
         raise TinyImageError(f"{path}: image is {pixels.shape[1]} x {pixels.shape[0]} px, below the minimum side of "
                              f"{MIN_SIDE} px (rule: tiny_image); supply the full-resolution radiograph")
