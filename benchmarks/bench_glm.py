@@ -14,10 +14,9 @@ import argparse
 import time
 
 import glum  # noqa: F401  (imported here so that neither timing includes an import)
-import statsmodels.api as sm
-
 import numpy as np
 import pandas as pd
+import statsmodels.api as sm
 
 from epiatlas.models.design import Design, build_design
 from epiatlas.models.families import Family
