@@ -70,7 +70,7 @@ def _lrp(model: nn.Module, batch: torch.Tensor, target: int, arch: str) -> torch
 
     clone = copy.deepcopy(model).eval()  # captum attaches rules and hooks to the modules it walks
     try:
-        relevance = LRP(clone).attribute(batch, target=target)
+        relevance = LRP(clone).attribute(batch.clone().requires_grad_(True), target=target)
     except TypeError as e:
         kind = str(e).split("'")[1] if "'" in str(e) else "a module"
         return f"LRP not available:\ncaptum has no LRP rule\nfor {kind.rsplit('.', 1)[-1]}\nin {arch}"
