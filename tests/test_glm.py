@@ -66,6 +66,12 @@ def lattice_weights(n_side: int = SIDE, island: str | None = None) -> object:
     return W(neighbors, silence_warnings=True)
 
 
+def raw_exog(frame: pd.DataFrame) -> pd.DataFrame:
+    """Constant, raw covariates and period dummies, as a user would fit them in statsmodels."""
+    periods = pd.get_dummies(frame["period"], drop_first=True, dtype=float)
+    return sm.add_constant(pd.concat([frame[COVARIATES], periods], axis=1))
+
+
 def settings(**overrides: object) -> ModelSettings:
     """Settings for the simulated covariates."""
     return ModelSettings(covariates=COVARIATES, **overrides)
@@ -88,11 +94,12 @@ def test_unpenalized_poisson_equals_statsmodels_glm_per_original_unit() -> None:
     """Penalty off: per-unit estimates (intercept included) equal statsmodels' GLM on raw covariates (1e-6)."""
     frame = simulate(2)
     result = fit_count_model(frame, settings(penalty=False, family="poisson"))
-    exog = sm.add_constant(pd.concat([frame[COVARIATES], pd.get_dummies(frame["period"], drop_first=True, dtype=float)], axis=1))
+    exog = raw_exog(frame)
     reference = sm.GLM(frame["cases"], exog, family=sm.families.Poisson(), offset=np.log(frame["expected_cases"])).fit()
     ours = result.coefficients.set_index("term")["estimate_per_unit"]
     np.testing.assert_allclose(ours[["intercept", *COVARIATES]], reference.params[["const", *COVARIATES]], atol=1e-6)
-    np.testing.assert_allclose(ours[[f"period_{p}" for p in range(2002, 2006)]], reference.params[[2002, 2003, 2004, 2005]], atol=1e-6)
+    periods = [2002, 2003, 2004, 2005]
+    np.testing.assert_allclose(ours[[f"period_{p}" for p in periods]], reference.params[periods], atol=1e-6)
     fitted = result.predictions.set_index(["region_id", "period"])["fitted"]
     np.testing.assert_allclose(fitted.to_numpy(), reference.fittedvalues.to_numpy(), rtol=1e-6)
     assert result.fit["deviance"].iloc[0] == pytest.approx(reference.deviance, rel=1e-9)
@@ -103,11 +110,12 @@ def test_negative_binomial_equals_statsmodels_with_its_ml_dispersion() -> None:
     """Family NB, penalty off: alpha is statsmodels' discrete NB2 MLE and the GLM at that alpha matches (1e-6)."""
     frame = simulate(3, nb_alpha=0.25)
     result = fit_count_model(frame, settings(penalty=False, family="negative_binomial"))
-    exog = sm.add_constant(pd.concat([frame[COVARIATES], pd.get_dummies(frame["period"], drop_first=True, dtype=float)], axis=1))
+    exog = raw_exog(frame)
     offset = np.log(frame["expected_cases"])
     ml = sm.NegativeBinomial(frame["cases"], exog, loglike_method="nb2", offset=offset).fit(disp=0, maxiter=500)
     assert result.family.nb_alpha == pytest.approx(ml.params["alpha"], rel=1e-4)
-    glm = sm.GLM(frame["cases"], exog, family=sm.families.NegativeBinomial(alpha=result.family.nb_alpha), offset=offset).fit()
+    family = sm.families.NegativeBinomial(alpha=result.family.nb_alpha)
+    glm = sm.GLM(frame["cases"], exog, family=family, offset=offset).fit()
     ours = result.coefficients.set_index("term")["estimate_per_unit"]
     np.testing.assert_allclose(ours[["intercept", *COVARIATES]], glm.params[["const", *COVARIATES]], atol=1e-6)
 
@@ -122,11 +130,9 @@ def test_unpenalized_poisson_rate_ratios_cover_truth() -> None:
 
 def test_confidence_interval_coverage_is_nominal_over_seeds() -> None:
     """Over 30 seeds x 8 covariates the 95% CIs cover the truth at 95% within three binomial SEs."""
+    plain = settings(penalty=False, family="poisson", cv_folds=2)
     covered = np.concatenate(
-        [
-            truth_in_ci(fit_count_model(simulate(100 + s, n_periods=2), settings(penalty=False, family="poisson", cv_folds=2)).coefficients, BETA)
-            for s in range(30)
-        ]
+        [truth_in_ci(fit_count_model(simulate(100 + s, n_periods=2), plain).coefficients, BETA) for s in range(30)]
     )
     tolerance = 3 * np.sqrt(0.95 * 0.05 / covered.size)
     assert abs(covered.mean() - 0.95) <= tolerance, f"coverage {covered.mean():.3f} over {covered.size} intervals"
@@ -264,7 +270,7 @@ def test_moran_detects_a_planted_spatial_pattern_and_not_noise() -> None:
 
 
 def test_moran_value_by_hand_and_islands_left_out() -> None:
-    """Path graph 1-2-3-4 with values 1..4 gives I = 0.4 (by hand: z = -1.5..1.5, z.Wz = 2, z.z = 5); an island is counted and left out."""
+    """Path a-b-c-d with values 1..4: I = z.Wz / z.z = 2 / 5 = 0.4 by hand; the island e is counted and left out."""
     from libpysal.weights import W
 
     line = W({"a": ["b"], "b": ["a", "c"], "c": ["b", "d"], "d": ["c"], "e": []}, silence_warnings=True)
@@ -279,7 +285,8 @@ def test_moran_equals_esda_on_the_lattice() -> None:
     """Same I as esda.Moran on row-standardised weights; permutation p-values agree within sampling error."""
     import esda
 
-    values = pd.Series(np.random.default_rng(15).normal(size=SIDE * SIDE), index=[f"R{r:03d}" for r in range(SIDE * SIDE)])
+    ids = [f"R{r:03d}" for r in range(SIDE * SIDE)]
+    values = pd.Series(np.random.default_rng(15).normal(size=SIDE * SIDE), index=ids)
     values += 0.3 * np.sin(np.arange(SIDE * SIDE) // SIDE / 3.0)
     weights = lattice_weights()
     ours = moran_permutation(values, weights, 999, 0)
@@ -363,10 +370,10 @@ def test_settings_are_strict() -> None:
     """Unknown keys, wrong types and out-of-range values are rejected at the edge."""
     from pydantic import ValidationError
 
-    for bad in ({"covariates": ["x0"], "l1_ratio": "0.5"}, {"covariates": ["x0"], "lasso": True},
-                {"covariates": ["x0"], "l1_ratio": 0.0}, {"covariates": []}, {"covariates": ["x0"], "missing": "mean"}):  # fmt: skip
+    bad = [{"l1_ratio": "0.5"}, {"lasso": True}, {"l1_ratio": 0.0}, {"missing": "mean"}, {"covariates": []}]
+    for options in bad:
         with pytest.raises(ValidationError):
-            ModelSettings(**bad)
+            ModelSettings(**{"covariates": ["x0"], **options})
 
 
 def test_small_demo_recovers_planted_pm25_and_factor_effects(small_demo: Path) -> None:
