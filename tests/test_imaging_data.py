@@ -27,7 +27,7 @@ from epiatlas.errors import (  # noqa: E402
 )
 from epiatlas.imaging import CLASSES  # noqa: E402
 from epiatlas.imaging.decode import read_image, resize  # noqa: E402
-from epiatlas.imaging.dedup import find_duplicates, grouped_split  # noqa: E402
+from epiatlas.imaging.dedup import find_duplicates, grouped_split, hamming_pairs  # noqa: E402
 from epiatlas.imaging.importers import MANIFEST_COLUMNS, import_class_folders  # noqa: E402
 from epiatlas.imaging.manifest import resolve_under, validate_images  # noqa: E402
 from epiatlas.imaging.phantoms import (  # noqa: E402
@@ -450,6 +450,16 @@ def test_resized_noised_and_exact_copies_are_found_across_sources(phantoms: tupl
     pairs = {(a, b): kind for a, b, kind in found[["image_id_a", "image_id_b", "kind"]].itertuples(index=False)}
     assert pairs == {(manifest["image_id"][0], "x-resized"): "near", (manifest["image_id"][1], "x-exact"): "exact"}
     assert set(found["source_a"]) == {SOURCE} and set(found["source_b"]) == {"covid19_radiography"}
+
+
+def test_hamming_pairs_equal_a_brute_force_count() -> None:
+    rng = np.random.default_rng(4)
+    hashes = rng.integers(0, 2**63, 700, dtype=np.uint64)
+    flips = [np.uint64(sum(1 << int(bit) for bit in rng.choice(64, k, replace=False))) for k in range(1, 6)] * 40
+    hashes[500:700] = hashes[:200] ^ np.array(flips, dtype=np.uint64)  # copies 1 to 5 bits away
+    i, j = hamming_pairs(hashes, threshold=3)
+    expected = {(a, b) for a in range(700) for b in range(a + 1, 700) if int(hashes[a] ^ hashes[b]).bit_count() <= 3}
+    assert set(zip(i.tolist(), j.tolist())) == expected and len(i) == len(expected) >= 120
 
 
 def test_grouped_split_keeps_patients_and_duplicates_together(phantoms: tuple[Path, pd.DataFrame]) -> None:

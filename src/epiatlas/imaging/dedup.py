@@ -29,7 +29,7 @@ hash identically), while resized and noised copies correlate above 0.997 and dis
 """
 SPLITS = ("train", "val", "test")
 _HASH_SIZE, _HASH_LOW = 32, 8
-_BLOCK = 1024
+_BLOCK = 256
 DUPLICATE_COLUMNS = ["image_id_a", "image_id_b", "kind", "distance", "correlation", "source_a", "source_b"]
 
 
