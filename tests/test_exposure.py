@@ -36,8 +36,10 @@ def lonlat(x_km: float, y_km: float) -> tuple[float, float]:
     return TO_LONLAT.transform(x_km * 1000, y_km * 1000)
 
 
-def connect(readings: list[tuple] = READINGS) -> duckdb.DuckDBPyConnection:
-    """Connection with canonical regions (WKB, EPSG:4326), stations and readings for the toy."""
+def connect(
+    readings: list[tuple] = READINGS, stations: dict[str, tuple] = STATIONS
+) -> duckdb.DuckDBPyConnection:
+    """Connection with canonical regions (WKB, EPSG:4326), stations and readings (tables in the given row order)."""
     rows = []
     for rid, (x, y, h) in REGIONS.items():
         square = shapely.Polygon([lonlat(x + dx, y + dy) for dx, dy in ((-h, -h), (h, -h), (h, h), (-h, h))])
@@ -45,11 +47,11 @@ def connect(readings: list[tuple] = READINGS) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.register("regions_df", pd.DataFrame(rows, columns=["region_id", "centroid_lon", "centroid_lat", "geometry"]))
     con.execute("CREATE TABLE regions AS SELECT * FROM regions_df")
-    stations = pd.DataFrame(
-        [(sid, *lonlat(x, y), rid) for sid, (x, y, rid) in STATIONS.items()],
+    station_rows = pd.DataFrame(
+        [(sid, *lonlat(x, y), rid) for sid, (x, y, rid) in stations.items()],
         columns=["station_id", "lon", "lat", "region_id"],
     )
-    con.register("stations_df", stations)
+    con.register("stations_df", station_rows)
     con.execute("CREATE TABLE pollutant_stations AS SELECT * FROM stations_df")
     frame = pd.DataFrame(readings, columns=["station_id", "date", "pollutant", "value"])
     con.register("readings_df", frame)
@@ -179,3 +181,61 @@ def test_missing_centroid_falls_back_to_a_point_inside_the_geometry():
     con.execute("UPDATE regions SET centroid_lon = NULL WHERE region_id = 'C'")
     point = region_points(con).to_crs(UTM).loc["C"]
     assert point.x / 1000 == pytest.approx(700, abs=1.0) and point.y / 1000 == pytest.approx(2000, abs=1.0)
+
+
+# Three stations inside A (equal weights 1/3) and three around B at unequal distances (IDW weights that are
+# not short decimals), for readings exactly at the PM25 guideline (15).
+AT_GUIDELINE_STATIONS = {
+    "A1": (501, 2000, "A"), "A2": (499, 2001, "A"), "A3": (500, 1998, "A"),
+    "B1": (541, 2000, None), "B2": (530, 2013, None), "B3": (517, 1991, None),
+}  # fmt: skip
+CFG_THREE = CFG.model_copy(update={"idw_max_stations": 3})
+
+
+@pytest.mark.parametrize(
+    ("values", "exceeds"),
+    [
+        ((15.0, 15.0, 15.0), False),  # every station exactly at the guideline
+        ((14.0, 15.0, 16.0), False),  # A: mean exactly 15; B: B1 (14) is nearer than B3 (16), so below 15
+        ((15.0, 15.0, np.nextafter(15.0, 16.0)), True),  # the smallest excess above 15 still counts
+    ],
+)
+def test_exceedance_compares_the_true_regional_value_with_the_guideline(values, exceeds):
+    days = [f"2020-03-{d:02d}" for d in range(1, 6)]
+    readings = [(f"{r}{i + 1}", day, "PM25", v) for r in "AB" for i, v in enumerate(values) for day in days]
+    out = by_key(pollutant_exposure(connect(readings, AT_GUIDELINE_STATIONS), CFG_THREE, [2020]))
+    a, b = out.loc[("A", "PM25")], out.loc[("B", "PM25")]
+    assert (a["assignment_method"], a["n_stations"], b["assignment_method"], b["n_stations"]) == ("within", 3, "idw", 3)
+    assert a["days_with_data"] == b["days_with_data"] == len(days)
+    assert a["exceedance_days"] == b["exceedance_days"] == (len(days) if exceeds else 0)
+
+
+# P and Q share coordinates 20 km from B and tie for B's second (last) IDW slot behind R (10 km).
+TIED_STATIONS = {
+    "T1": (500, 2030, None), "Q": (530, 2020, None), "R": (540, 2000, None), "P": (530, 2020, None),
+    "T2": (560, 1990, None),
+}  # fmt: skip
+TIED_READINGS = [(s, "2020-03-01", "PM25", v) for s, v in zip(TIED_STATIONS, (5.0, 30.0, 10.0, 20.0, 7.0))]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stations_tied_for_the_last_slot_are_chosen_by_station_id_whatever_the_row_order(seed):
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(list(TIED_STATIONS)) if seed else list(TIED_STATIONS)
+    stations = {sid: TIED_STATIONS[sid] for sid in order}
+    readings = [TIED_READINGS[i] for i in rng.permutation(len(TIED_READINGS))]
+    con = connect(readings, stations)
+    b = station_assignment(con, CFG, [2020]).query("region_id == 'B'")
+    assert b["station_id"].tolist() == ["R", "P"]  # distance first, then the smaller station_id
+    assert b["distance_km"].iloc[1] == pytest.approx(20.0, abs=1e-6)
+    out = by_key(pollutant_exposure(con, CFG, [2020]))
+    assert out.loc[("B", "PM25"), "mean"] == pytest.approx(0.8 * 10.0 + 0.2 * 20.0)
+
+
+def test_tiny_concentrations_keep_their_relative_precision():
+    # Values far below any fixed number of decimals (1e-9 mg/m3): sums are scaled before going to fixed point.
+    readings = [("S1", "2020-05-01", "CO", 3e-9), ("S4", "2020-05-01", "CO", 5e-9), ("S1", "2020-05-02", "CO", 1e-9)]
+    a = by_key(pollutant_exposure(connect(readings), CFG, [2020])).loc[("A", "CO")]
+    assert a["assignment_method"] == "within" and a["days_with_data"] == 2
+    assert a["mean"] == pytest.approx(((3e-9 + 5e-9) / 2 + 1e-9) / 2, rel=1e-15)
+    assert a["exceedance_days"] == 0

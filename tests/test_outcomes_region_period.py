@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import duckdb
 import numpy as np
@@ -14,6 +15,7 @@ from epiatlas.config import OutcomesConfig, ReferencePopulationConfig, SeverityC
 from epiatlas.contracts import evaluate_contract, load_contract
 from epiatlas.outcomes import REGION_PERIOD_COLUMNS, region_period_outcomes
 from epiatlas.outcomes.errors import AgeGroupError, MissingPopulationError, ReferencePopulationError
+from epiatlas.outcomes.intervals import fay_feuer_ci
 
 # Toy, 2020: one sex, two age groups. (region, age group) -> (population, cases)
 TOY = {
@@ -257,3 +259,53 @@ def test_partition_independence():
     both = region_period_outcomes(connect(census, hosp), OutcomesConfig(), [2019, 2020])
     alone = region_period_outcomes(connect(census, hosp), OutcomesConfig(), [2020])
     pd.testing.assert_frame_equal(both[both["period"] == 2020].reset_index(drop=True), alone)
+
+
+def census_of(strata: dict[tuple[str, str], int]) -> pd.DataFrame:
+    """2020 census rows (sex F) from {(region, age group): population}."""
+    rows = [(r, 2020, g, "F", pop) for (r, g), pop in strata.items()]
+    return pd.DataFrame(rows, columns=["region_id", "year", "age_group", "sex", "population"])
+
+
+def records_of(cases: dict[tuple[str, str], int]) -> pd.DataFrame:
+    """2020 records from {(region, age group): cases}."""
+    return records([{"region_id": r, "age": AGE_OF[g]} for (r, g), n in cases.items() for _ in range(n)])
+
+
+def direct_by_hand(population: dict, cases: dict, region: str) -> tuple[float, float, float]:
+    """Direct rate, variance and max(w / n) for the pooled-census reference, summed with math.fsum."""
+    pooled = {g: sum(n for (_, h), n in population.items() if h == g) for g in AGE_OF}
+    weight = {g: n / sum(pooled.values()) for g, n in pooled.items()}
+    strata = [(weight[g], cases[(region, g)], population[(region, g)]) for g in AGE_OF if population[(region, g)]]
+    rate = math.fsum(w * c / n for w, c, n in strata)
+    variance = math.fsum(w**2 * c / n**2 for w, c, n in strata)
+    return rate, variance, max(w / n for w, _, n in strata)
+
+
+def test_fay_feuer_bounds_keep_double_precision_with_variance_terms_of_1e_13():
+    # Populations of millions make each variance term w^2 c / n^2 about 1e-13 (a fixed 18-decimal sum keeps
+    # about five significant digits of them).
+    population = {("A", "0-39"): 3_000_000, ("A", "40+"): 7_000_000, ("B", "0-39"): 4_000_000, ("B", "40+"): 3_000_000}
+    cases = {("A", "0-39"): 5, ("A", "40+"): 9, ("B", "0-39"): 3, ("B", "40+"): 4}
+    out = region_period_outcomes(connect(census_of(population), records_of(cases), ("A", "B")), OutcomesConfig(), [2020])
+    for region, row in out.set_index("region_id").iterrows():
+        rate, variance, max_weight = direct_by_hand(population, cases, region)
+        assert 1e-14 < variance < 1e-12
+        lower, upper = fay_feuer_ci(np.array([rate]), np.array([variance]), np.array([max_weight]), 0.95)
+        assert row["std_rate"] == pytest.approx(rate * 1e5, rel=1e-14)
+        assert row["std_rate_lower"] == pytest.approx(lower[0] * 1e5, rel=1e-13)
+        assert row["std_rate_upper"] == pytest.approx(upper[0] * 1e5, rel=1e-13)
+
+
+def test_empty_stratum_adds_zero_to_the_direct_rate_and_is_left_out_of_the_max_weight():
+    # Region C has nobody aged 0-39: that stratum counts as a zero rate (its weight is not redistributed, as
+    # the contract says) and w / n is taken over the populated stratum only.
+    population = {("A", "0-39"): 1000, ("A", "40+"): 1000, ("C", "0-39"): 0, ("C", "40+"): 500}
+    cases = {("A", "0-39"): 2, ("A", "40+"): 8, ("C", "0-39"): 0, ("C", "40+"): 3}
+    out = region_period_outcomes(connect(census_of(population), records_of(cases), ("A", "C")), OutcomesConfig(), [2020])
+    c = out.set_index("region_id").loc["C"]
+    rate, variance, max_weight = direct_by_hand(population, cases, "C")
+    assert rate == pytest.approx(1500 / 2500 * 3 / 500)  # w(40+) x 3 / 500, nothing for 0-39
+    lower, upper = fay_feuer_ci(np.array([rate]), np.array([variance]), np.array([max_weight]), 0.95)
+    assert c["std_rate"] == pytest.approx(rate * 1e5)
+    assert (c["std_rate_lower"], c["std_rate_upper"]) == pytest.approx((lower[0] * 1e5, upper[0] * 1e5))

@@ -18,7 +18,7 @@ import pandas as pd
 from pyproj import CRS
 
 from epiatlas.config import ExposureConfig
-from epiatlas.outcomes.exact import EXACT_MEASURE
+from epiatlas.outcomes.exact import exact_sum_sql, fixed_point_sql, unit_sql
 from epiatlas.outcomes.periods import checked_periods, date_in_periods_sql, days_in_year
 from epiatlas.outcomes.station_assignment import (
     ASSIGNMENT_COLUMNS,
@@ -62,8 +62,10 @@ def pollutant_exposure(con: duckdb.DuckDBPyConnection, cfg: ExposureConfig, peri
     result.attrs["metadata"] = {
         "distance_crs": crs.to_string(),
         "assignment": f"within: stations inside the region, equal weights; else idw: up to {cfg.idw_max_stations} "
-        f"stations within {cfg.idw_radius_km:g} km, weight distance^-{cfg.idw_power:g}; else none (NULL values)",
-        "daily_series": "weighted mean of the assigned stations reporting that day (weights renormalised)",
+        f"nearest stations within {cfg.idw_radius_km:g} km (ties by station_id), weight distance^-{cfg.idw_power:g}; "
+        "else none (NULL values)",
+        "daily_series": "weighted mean of the assigned stations reporting that day (weights renormalised); a day "
+        "exceeds the guideline when that unrounded mean is strictly above it",
     }
     return result
 
@@ -123,36 +125,57 @@ def _exposure_sql(period: int) -> str:
     """SQL for one year: station daily means -> weighted regional daily series -> summaries on the grid.
 
     Grid rows (region x period x pollutant) are keyed by an integer `cell` so the large daily aggregation
-    groups on two integers instead of strings. Sums and means are taken in fixed-point (`EXACT`), so
-    parallel aggregation gives bit-identical tables run after run.
+    groups on two integers instead of strings. Sums are exact fixed-point sums (`epiatlas.outcomes.exact`),
+    bit-identical run after run, in units set by the pollutant's largest value of the year (weights are at
+    most 1, so that bounds every term without a window over the daily rows); the daily series stays in those
+    units (`scaled`) until the yearly mean. A day exceeds the guideline when sum(weight x (value -
+    guideline)) > 0 over the reporting stations: the sign of (regional value - guideline) without rounding
+    the regional value first, so days exactly at the guideline never count.
     """
+    weight_unit = unit_sql("1")
     return f"""
-        WITH daily AS (
-            SELECT station_id, pollutant, date, year(date)::INTEGER AS period, avg(value::{EXACT_MEASURE})::DOUBLE AS value
+        WITH readings AS (
+            SELECT station_id, pollutant, date, year(date)::INTEGER AS period, value
             FROM pollutant_readings
             WHERE value IS NOT NULL AND {date_in_periods_sql("date", [period])}
-            GROUP BY station_id, pollutant, date
+        ), scales AS (
+            SELECT pollutant, {unit_sql("largest")} AS value_unit,
+                   {unit_sql("largest + coalesce(abs(guideline), 0)")} AS excess_unit
+            FROM (SELECT pollutant, max(abs(value)) AS largest FROM readings GROUP BY pollutant)
+            LEFT JOIN (SELECT DISTINCT pollutant, guideline FROM {GRID_TABLE}) USING (pollutant)
+        ), daily AS (
+            SELECT station_id, pollutant, date, period, {exact_sum_sql("value", "value_unit")} / count(*) AS value,
+                   any_value(value_unit) AS value_unit, any_value(excess_unit) AS excess_unit
+            FROM readings JOIN scales USING (pollutant)
+            GROUP BY station_id, pollutant, date, period
+        ), terms AS (
+            SELECT a.cell, d.date, {fixed_point_sql("a.weight", weight_unit)} AS weight,
+                   {fixed_point_sql("a.weight * d.value", "d.value_unit")} AS weighted,
+                   {fixed_point_sql("a.weight * (d.value - g.guideline)", "d.excess_unit")} AS excess
+            FROM {ASSIGNMENT_TABLE} a
+            JOIN daily d ON d.station_id = a.station_id AND d.pollutant = a.pollutant AND d.period = a.period
+            JOIN {GRID_TABLE} g USING (cell)
         ), region_daily AS (
-            SELECT cell, date, (sum(weighted::{EXACT_MEASURE}) / sum(weight::{EXACT_MEASURE}))::DOUBLE AS value
-            FROM (SELECT a.cell, d.date, a.weight, a.weight * d.value AS weighted
-                  FROM {ASSIGNMENT_TABLE} a
-                  JOIN daily d ON d.station_id = a.station_id AND d.pollutant = a.pollutant AND d.period = a.period)
+            SELECT cell, date, sum(weighted)::DOUBLE / sum(weight)::DOUBLE * {weight_unit} AS scaled,
+                   sum(excess) > 0 AS exceeds
+            FROM terms
             GROUP BY cell, date
         ), yearly AS (
-            SELECT r.cell, avg(r.value::{EXACT_MEASURE})::DOUBLE AS mean, count_if(r.value > g.guideline) AS exceedance_days,
-                   count(*) AS days_with_data
-            FROM region_daily r JOIN {GRID_TABLE} g USING (cell)
-            GROUP BY r.cell
+            SELECT cell, sum({fixed_point_sql("scaled", "1")})::DOUBLE / count(*) AS scaled_mean,
+                   count_if(exceeds) AS exceedance_days, count(*) AS days_with_data
+            FROM region_daily
+            GROUP BY cell
         ), units AS (
             SELECT pollutant, min(unit) AS unit FROM pollutant_readings GROUP BY pollutant
         )
-        SELECT g.region_id, g.period, g.pollutant, u.unit, y.mean,
+        SELECT g.region_id, g.period, g.pollutant, u.unit, y.scaled_mean / s.value_unit AS mean,
                CASE WHEN g.guideline IS NOT NULL THEN y.exceedance_days END AS exceedance_days, g.guideline,
                coalesce(y.days_with_data, 0) AS days_with_data,
                coalesce(y.days_with_data, 0) / g.days_in_period AS completeness,
                g.n_stations, g.assignment_method, g.nearest_station_km
         FROM {GRID_TABLE} g
         LEFT JOIN yearly y USING (cell)
+        LEFT JOIN scales s USING (pollutant)
         LEFT JOIN units u USING (pollutant)
         WHERE g.period = {period}
     """

@@ -11,7 +11,7 @@ import pandas as pd
 from epiatlas.config import OutcomesConfig
 from epiatlas.outcomes.age_groups import MAX_LOOKUP_AGE, register_age_lookup
 from epiatlas.outcomes.case_definitions import case_predicate_sql
-from epiatlas.outcomes.exact import EXACT
+from epiatlas.outcomes.exact import exact_sum_sql, group_unit_sql
 from epiatlas.outcomes.errors import MissingPeriodError, MissingPopulationError
 from epiatlas.outcomes.intervals import fay_feuer_ci, poisson_exact_ci
 from epiatlas.outcomes.periods import checked_periods, date_in_periods_sql
@@ -130,11 +130,12 @@ def _counts_totals_sql(counts_sql: str) -> str:
     """SQL: per region x period sums, expected from the column or population x the period's crude rate."""
     return f"""
         WITH counts AS (
-            SELECT c.region_id, c.period, sum(c.cases) AS cases, sum(c.deaths) AS deaths,
-                   sum(c.severe_cases) AS severe_cases, sum(c.population) AS population,
-                   sum(c.expected_cases::{EXACT})::DOUBLE AS expected_cases
-            FROM ({counts_sql}) c WHERE c.region_id IN (SELECT region_id FROM regions)
-            GROUP BY ALL
+            SELECT region_id, period, sum(cases) AS cases, sum(deaths) AS deaths,
+                   sum(severe_cases) AS severe_cases, sum(population) AS population,
+                   {exact_sum_sql("expected_cases", "expected_unit")} AS expected_cases
+            FROM (SELECT *, {group_unit_sql("expected_cases", "region_id, period")} AS expected_unit
+                  FROM ({counts_sql}) WHERE region_id IN (SELECT region_id FROM regions))
+            GROUP BY region_id, period
         ), rates AS (
             SELECT period, sum(cases) FILTER (population IS NOT NULL) / nullif(sum(population), 0) AS rate
             FROM counts GROUP BY ALL

@@ -7,7 +7,7 @@ import pandas as pd
 
 from epiatlas.config import ReferencePopulationConfig
 from epiatlas.outcomes.age_groups import census_age_groups
-from epiatlas.outcomes.exact import EXACT
+from epiatlas.outcomes.exact import exact_sum_sql, group_unit_sql
 from epiatlas.outcomes.errors import AgeGroupError, MissingPopulationError, ReferencePopulationError
 from epiatlas.outcomes.temp_tables import create_temp_table
 
@@ -102,10 +102,11 @@ def standardised_totals_sql(reference: pd.DataFrame) -> str:
     """SQL over the strata table: per region x period totals, expected cases and direct-standardisation sums.
 
     Expected = sum over strata of population x the period's all-region stratum rate (indirect method), so
-    expected sums to observed within each period. Floating-point sums are taken in fixed point (`EXACT`), so
-    parallel aggregation gives bit-identical results run after run. The direct rate is sum(w c / n) with its variance
-    sum(w^2 c / n^2) and max(w / n) for the Fay-Feuer interval; strata with n = 0 and c = 0 add nothing,
-    a stratum with cases but n = 0 leaves the rate undefined (NULL).
+    expected sums to observed within each period. Floating-point sums are exact fixed-point sums
+    (`epiatlas.outcomes.exact`): bit-identical run after run and accurate relative to their terms. The direct
+    rate is sum(w c / n) with its variance sum(w^2 c / n^2) and max(w / n) for the Fay-Feuer interval; a
+    stratum with n = 0 and c = 0 adds nothing to the rate and is left out of max(w / n) (its weight is not
+    redistributed); a stratum with cases but n = 0 leaves the rate undefined (NULL).
     """
     by_sex = reference["sex"].notna().all()
     keys = "age_group, sex" if by_sex else "age_group"
@@ -115,29 +116,36 @@ def standardised_totals_sql(reference: pd.DataFrame) -> str:
         else f"SELECT region_id, period, {keys}, sum(cases) AS c, sum(population) AS n "
         f"FROM {STRATA_TABLE} GROUP BY ALL"
     )
+    group = "region_id, period"
     return f"""
         WITH stratum_rates AS (
             SELECT period, age_group, sex, sum(cases) / nullif(sum(population), 0) AS rate
             FROM {STRATA_TABLE} GROUP BY ALL
+        ), expected_strata AS (
+            SELECT *, {group_unit_sql("expected", group)} AS expected_unit
+            FROM (SELECT s.*, s.population * coalesce(r.rate, 0) AS expected
+                  FROM {STRATA_TABLE} s JOIN stratum_rates r USING (period, age_group, sex))
         ), totals AS (
             SELECT region_id, period, sum(cases) AS cases, sum(deaths) AS deaths,
                    sum(severe_cases) AS severe_cases, sum(population) AS population,
-                   sum(expected::{EXACT})::DOUBLE AS expected_cases
-            FROM (SELECT s.*, s.population * coalesce(r.rate, 0) AS expected
-                  FROM {STRATA_TABLE} s JOIN stratum_rates r USING (period, age_group, sex))
-            GROUP BY ALL
-        ), direct_strata AS ({direct_strata}
-        ), direct AS (
-            SELECT region_id, period,
-                   CASE WHEN NOT bool_or(undefined) THEN sum(rate_term::{EXACT})::DOUBLE END AS std_rate,
-                   sum(variance_term::{EXACT})::DOUBLE AS std_variance,
-                   max(weight_per_person) AS std_max_weight
+                   {exact_sum_sql("expected", "expected_unit")} AS expected_cases
+            FROM expected_strata
+            GROUP BY region_id, period
+        ), direct_terms AS (
+            SELECT *, {group_unit_sql("rate_term", group)} AS rate_unit,
+                   {group_unit_sql("variance_term", group)} AS variance_unit
             FROM (SELECT d.region_id, d.period, d.n = 0 AND d.c > 0 AS undefined,
                          w.weight * d.c / nullif(d.n, 0) AS rate_term,
                          w.weight ** 2 * d.c / nullif(d.n, 0) ** 2 AS variance_term,
                          w.weight / nullif(d.n, 0) AS weight_per_person
-                  FROM direct_strata d JOIN {REFERENCE_TABLE} w USING ({keys}))
-            GROUP BY ALL
+                  FROM ({direct_strata}) d JOIN {REFERENCE_TABLE} w USING ({keys}))
+        ), direct AS (
+            SELECT region_id, period,
+                   CASE WHEN NOT bool_or(undefined) THEN {exact_sum_sql("rate_term", "rate_unit")} END AS std_rate,
+                   {exact_sum_sql("variance_term", "variance_unit")} AS std_variance,
+                   max(weight_per_person) AS std_max_weight
+            FROM direct_terms
+            GROUP BY region_id, period
         )
         SELECT t.*, d.std_rate, d.std_variance, d.std_max_weight
         FROM totals t LEFT JOIN direct d USING (region_id, period)

@@ -64,8 +64,8 @@ def assign_stations(regions: gpd.GeoSeries, stations: gpd.GeoDataFrame, cfg: Exp
     """Assignment rows (region_id, station_id, assignment_method, weight, distance_km) for projected inputs.
 
     A region with stations inside it averages them with equal weights (`within`); otherwise up to
-    `idw_max_stations` nearest stations within `idw_radius_km` get weights proportional to distance^-power
-    (`idw`); a region with neither gets no rows. Weights sum to 1 per region.
+    `idw_max_stations` nearest stations within `idw_radius_km` (ties by station_id) get weights proportional
+    to distance^-power (`idw`); a region with neither gets no rows. Weights sum to 1 per region.
     """
     if stations.empty or regions.empty:
         return pd.DataFrame(columns=ASSIGNMENT_COLUMNS)
@@ -96,14 +96,40 @@ def _idw_rows(
     cfg: ExposureConfig,
 ) -> pd.DataFrame:
     """Rows pairing each region with its nearest stations within the radius, with inverse-distance weights."""
-    k = min(cfg.idw_max_stations, len(station_ids))
-    distances, indices = cKDTree(station_xy).query(region_xy, k=k, distance_upper_bound=cfg.idw_radius_km)
-    distances, indices = distances.reshape(len(region_ids), k), indices.reshape(len(region_ids), k)
-    weights = idw_weights(distances, cfg.idw_power)
-    region, slot = np.nonzero(weights > 0)
+    k = cfg.idw_max_stations
+    nearest = _nearest_within(region_xy, station_ids, station_xy, k, cfg.idw_radius_km)
+    region, rank = nearest["region"].to_numpy(), nearest["rank"].to_numpy()
+    distances = np.full((len(region_ids), k), np.inf)
+    distances[region, rank] = nearest["distance"].to_numpy()
+    weights = idw_weights(distances, cfg.idw_power)[region, rank]
+    used = weights > 0
     return _frame(
-        region_ids[region], station_ids[indices[region, slot]], "idw", weights[region, slot], distances[region, slot]
+        region_ids[region[used]], nearest["station_id"].to_numpy()[used], "idw", weights[used],
+        distances[region[used], rank[used]],
     )
+
+
+def _nearest_within(
+    region_xy: np.ndarray, station_ids: np.ndarray, station_xy: np.ndarray, k: int, radius_km: float
+) -> pd.DataFrame:
+    """Up to k stations per region within radius_km (inclusive), ranked by distance, ties by station_id.
+
+    Columns region (position in region_xy), station_id, distance, rank (0 = nearest). Stations at the same
+    distance (co-located ones, say) are kept in station_id order, so the choice at the k-th slot does not
+    depend on the order of the input rows.
+    """
+    within = cKDTree(station_xy).query_ball_point(region_xy, r=radius_km)
+    region = np.repeat(np.arange(len(region_xy)), [len(found) for found in within])
+    station = np.fromiter((i for found in within for i in found), dtype=np.intp, count=len(region))
+    candidates = pd.DataFrame(
+        {
+            "region": region,
+            "station_id": station_ids[station],
+            "distance": np.hypot(*(station_xy[station] - region_xy[region]).T),
+        }
+    ).sort_values(["region", "distance", "station_id"], ignore_index=True)
+    candidates["rank"] = candidates.groupby("region").cumcount()
+    return candidates[candidates["rank"] < k].reset_index(drop=True)
 
 
 def idw_weights(distances_km: np.ndarray, power: float) -> np.ndarray:
