@@ -174,6 +174,8 @@ def test_labels_read_item_by_item_and_unlabelled_or_one_class_sets_are_refused()
     one_class.labels = np.zeros(64, dtype=int)
     with pytest.raises(ImagingError, match="validation set holds 1 class"):
         train_classifier(PatternSet(64, 1), one_class, _settings())
+    with pytest.raises(ImagingError, match=r"images are \(1, 32, 32\), not \[1, 64, 64\]"):
+        train_classifier(PatternSet(64, 1), PatternSet(64, 2), _settings(image_size=64))
     with pytest.raises(ImagingError, match="fewer than one batch"):
         train_classifier(PatternSet(16, 1), PatternSet(64, 2), _settings())
 
@@ -346,3 +348,24 @@ def test_figure_is_a_deterministic_png_with_an_optional_caption():
     png = r.figure()
     assert png.startswith(b"\x89PNG") and png == r.figure()
     assert r.figure(synthetic=True) != png
+
+
+# integration with the data engineer's phantoms and data set
+
+
+def test_phantoms_train_predict_and_evaluate_per_region(tmp_path):
+    from epiatlas.imaging.dataset import CxrDataset
+    from epiatlas.imaging.phantoms import generate_phantoms
+
+    manifest = generate_phantoms(tmp_path, 520, 64, seed=1)
+    train, val, test = (manifest.iloc[a:b].reset_index(drop=True) for a, b in [(0, 320), (320, 420), (420, 520)])
+    settings = TrainSettings(image_size=64, epochs=3, batch_size=32, patience=3, threads=2, device="cpu")
+    trained = train_classifier(CxrDataset(train, tmp_path, 64), CxrDataset(val, tmp_path, 64), settings)
+    test_set = CxrDataset(test, tmp_path, 64)
+    predictions = predict(trained.model, test_set, batch_size=64, device="cpu")
+    assert len(predictions) == len(test) and predictions["index"].tolist() == list(range(len(test)))
+    result = evaluate(test_set.labels, predictions[PROBABILITY_COLUMNS].to_numpy(), test[["region_id", "sex"]],
+                      n_boot=200)  # fmt: skip
+    assert result.estimate("macro_auc") >= 0.65  # measured 0.76 after 3 epochs on 320 images (chance 0.5)
+    regions = result.metrics[result.metrics["subgroup"] == "region_id"]
+    assert regions.groupby("group")["n"].first().sum() == len(test)

@@ -34,7 +34,7 @@ class TrainSettings(BaseModel):
     arch: str = Field(
         "epiatlas_cxr_small",
         min_length=1,
-        description="timm architecture name, e.g. epiatlas_cxr_small (CPU demo), densenet121, resnet18, resnet50.",
+        description="timm architecture, e.g. epiatlas_cxr_small (CPU demo), densenet121, resnet18, resnet50.",
     )
     image_size: int = Field(128, ge=32, le=1024, description="Square input size in pixels.")
     mode: Literal["fine_tune", "feature_extraction"] = Field(
@@ -44,7 +44,7 @@ class TrainSettings(BaseModel):
         None, strict=False, description="Local file of backbone weights (never downloaded); the head is re-initialised."
     )
     checkpoint: Path | None = Field(
-        None, strict=False, description="A trained epiatlas checkpoint to use instead of training (bring your own model)."
+        None, strict=False, description="A trained epiatlas checkpoint to use instead of training (bring your own)."
     )
     epochs: int = Field(8, ge=1, le=1000, description="Most training epochs.")
     batch_size: int = Field(32, ge=2, le=4096, description="Images per training step.")

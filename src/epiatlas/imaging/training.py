@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -62,22 +62,27 @@ def save_checkpoint(trained: TrainedClassifier) -> bytes:
     return buffer.getvalue()
 
 
-def train_classifier(train: Dataset, val: Dataset, settings: TrainSettings) -> TrainedClassifier:
+def train_classifier(
+    train: Dataset, val: Dataset, settings: TrainSettings, on_epoch: Callable[[dict], None] | None = None
+) -> TrainedClassifier:
     """Train `settings.arch` on `train`, keeping the epoch with the best validation macro AUC.
 
     With `settings.checkpoint` set nothing is trained: the checkpoint is loaded and scored on `val`.
+    `on_epoch` receives each epoch's history row plus its wall seconds (for logs and progress).
     """
     if settings.checkpoint is not None:
         return load_classifier(val, settings)
     device = resolve_device(settings.device)
     train_labels = dataset_labels(train, "train")
     dataset_labels(val, "validation")
+    require_image_size(train, settings.image_size, "train")
     started = time.perf_counter()
     with reproducible(settings.seed, settings.threads, device):
         model = build_model(settings.arch, pretrained=settings.pretrained_checkpoint)
         trainable = freeze_backbone(model) if settings.mode == "feature_extraction" else list(model.parameters())
         place_model(model, device)
-        history, best_state, best_epoch = _fit(model, trainable, train, train_labels, val, settings, device)
+        history, best_state, best_epoch = _fit(model, trainable, train, train_labels, val, settings, device,
+                                               on_epoch or (lambda row: None))  # fmt: skip
     model.load_state_dict(best_state)
     best_auc = float(history.loc[history["epoch"] == best_epoch, "val_macro_auc"].iloc[0])
     return TrainedClassifier(model, settings.arch, settings, history, best_epoch, best_auc, str(device),
@@ -115,6 +120,14 @@ def dataset_labels(dataset: Dataset, role: str) -> np.ndarray:
         raise ImagingError(f"the {role} set holds {len(np.unique(labels))} class(es) of {len(labels)} images: "
                            f"macro AUC needs at least two classes; enlarge the set")  # fmt: skip
     return labels
+
+
+def require_image_size(dataset: Dataset, size: int, role: str) -> None:
+    """ImagingError unless the data set's first image is [1, size, size] (the setting the model was made for)."""
+    shape = tuple(dataset[0]["image"].shape)
+    if shape != (1, size, size):
+        raise ImagingError(f"the {role} set's images are {shape}, not [1, {size}, {size}]: build the data set with "
+                           f"size=image_size ({size})")  # fmt: skip
 
 
 @contextmanager
@@ -168,6 +181,7 @@ def _fit(
     val: Dataset,
     settings: TrainSettings,
     device: torch.device,
+    on_epoch: Callable[[dict], None],
 ) -> tuple[pd.DataFrame, dict[str, torch.Tensor], int]:
     """Epoch loop with early stopping; (history, best weights, best epoch)."""
     generator = torch.Generator().manual_seed(settings.seed)
@@ -183,9 +197,11 @@ def _fit(
     scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device, settings.precision) == torch.float16)
     rows, best_state, best_epoch, best_auc = [], {}, 0, -np.inf
     for epoch in range(1, settings.epochs + 1):
+        started = time.perf_counter()
         loss = _train_epoch(model, batches, optimizer, schedule, scaler, settings, device, generator)
         auc = _validation_auc(model, val, settings, device)
         rows.append((epoch, loss, auc))
+        on_epoch(dict(zip(HISTORY_COLUMNS, rows[-1]), seconds=time.perf_counter() - started))
         if auc > best_auc:
             best_auc, best_epoch = auc, epoch
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
