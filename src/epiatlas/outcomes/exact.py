@@ -22,7 +22,7 @@ FRACTION_BITS = 100  # of the 127 bits of a HUGEINT: 27 bits of headroom for the
 
 
 def unit_sql(largest: str) -> str:
-    """SQL expression: 2^(FRACTION_BITS - k), 2^k the power of two at or above `largest` (1 when it is 0)."""
+    """SQL expression: 2^(FRACTION_BITS - k), 2^k the power of two at or above `largest` (k = 0 for 0)."""
     return f"pow(2.0, {FRACTION_BITS} - ceil(log2(coalesce(nullif({largest}, 0), 1))))"
 
 
