@@ -157,6 +157,13 @@ def test_training_is_bit_reproducible_and_leaves_the_callers_rng_alone(trained):
     assert other.model_version != classifier.model_version
 
 
+def test_bf16_autocast_training_on_the_cpu_is_reproducible_too():
+    runs = [train_classifier(PatternSet(128, 1), PatternSet(64, 2), _settings(precision="bf16", epochs=2))
+            for _ in range(2)]  # fmt: skip
+    assert _state_equal(runs[0].model, runs[1].model)
+    assert runs[0].history["val_macro_auc"].tolist() == runs[1].history["val_macro_auc"].tolist()
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
     # frozen backbone and a vanishing learning rate: the weights, hence the validation AUC, never change
     settings = _settings(mode="feature_extraction", lr=1e-12, epochs=10, patience=2)
@@ -225,7 +232,7 @@ def test_checkpoint_round_trip_gives_the_same_model_and_version(trained, tmp_pat
 def test_predict_streams_batches_in_item_order(trained):
     classifier, test = trained
     small = predict(classifier.model, test, batch_size=7, device="cpu")
-    large = predict(classifier.model, test, batch_size=64, device=None)
+    large = predict(classifier.model, test, batch_size=64, device=None, num_workers=1)
     assert list(small.columns) == ["index", "predicted_class", *PROBABILITY_COLUMNS]
     assert small["index"].tolist() == list(range(len(test)))
     np.testing.assert_allclose(small[PROBABILITY_COLUMNS], large[PROBABILITY_COLUMNS], atol=1e-5)
