@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: the machine is shared
 
@@ -124,6 +125,11 @@ def test_gradcam_leaves_weights_grads_and_batchnorm_statistics_alone_and_works_f
     assert all(p.grad is None for p in model.parameters())
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     assert batch.raw.abs().sum() > 0
+    assert torch.is_grad_enabled()  # the hook's recording switch does not outlive the call
+    with torch.no_grad():
+        inside = gradcam(model, target_layer(model, "epiatlas_cxr_small"), _images(4, 64))
+        assert not torch.is_grad_enabled()
+    torch.testing.assert_close(inside.raw, batch.raw)
 
 
 def test_normalised_map_is_the_upsampled_positive_part_scaled_to_one() -> None:
@@ -314,8 +320,18 @@ def test_attribution_comparison_panels_per_architecture() -> None:
 SHORTCUT_SIZE, SHORTCUT_N = 96, 800
 
 
-def _train_and_explain(root: Path, markers: str) -> tuple[pd.DataFrame, pd.DataFrame, Path]:
-    """Train the small CNN on phantoms with or without class-correlated markers; explain its held-out images."""
+@dataclass
+class ShortcutRun:
+    """A small CNN trained on phantoms with or without class-correlated markers, and its held-out explanations."""
+
+    model: torch.nn.Module
+    layer: torch.nn.Module
+    table: pd.DataFrame
+    test: pd.DataFrame
+    root: Path
+
+
+def _train_and_explain(root: Path, markers: str) -> ShortcutRun:
     root = root / markers
     manifest = generate_phantoms(root, SHORTCUT_N, SHORTCUT_SIZE, seed=7, markers=markers)
     cut = [int(0.7 * SHORTCUT_N), int(0.85 * SHORTCUT_N)]
@@ -326,18 +342,18 @@ def _train_and_explain(root: Path, markers: str) -> tuple[pd.DataFrame, pd.DataF
     test = test.reset_index(drop=True)
     layer = target_layer(trained.model, trained.arch)
     table = explain(trained.model, layer, CxrDataset(test, root, SHORTCUT_SIZE, with_masks=True), 32, "cpu")
-    return table, test, root
+    return ShortcutRun(trained.model, layer, table, test, root)
 
 
 @pytest.fixture(scope="module")
-def shortcut_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, Path]]:
+def shortcut_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ShortcutRun]:
     root = tmp_path_factory.mktemp("shortcut")
     return {markers: _train_and_explain(root, markers) for markers in ("correlated", "none")}
 
 
 @pytest.mark.slow
-def test_marker_shortcut_model_is_flagged_and_clean_model_is_not(shortcut_runs) -> None:
-    marked, clean = (shortcut_warning(shortcut_runs[m][0]) for m in ("correlated", "none"))
+def test_marker_shortcut_model_is_flagged_and_clean_model_is_not(shortcut_runs: dict[str, ShortcutRun]) -> None:
+    marked, clean = (shortcut_warning(shortcut_runs[m].table) for m in ("correlated", "none"))
     assert marked.judged and marked.flagged, marked
     assert clean.judged and not clean.flagged, clean
     assert marked.mean_border_share > clean.mean_border_share + 0.1
@@ -345,14 +361,14 @@ def test_marker_shortcut_model_is_flagged_and_clean_model_is_not(shortcut_runs) 
 
 
 @pytest.mark.slow
-def test_clean_model_points_at_lesions_better_than_chance(shortcut_runs) -> None:
-    table, test, root = shortcut_runs["none"]
-    model_lesions = test["label"] == "bacterial"
-    lesions = torch.stack([torch.from_numpy(read_mask(root / p, SHORTCUT_SIZE))
-                           for p in test.loc[model_lesions, "lesion_mask_path"]])  # fmt: skip
-    assert len(lesions) >= 10
-    peaks = torch.zeros(len(lesions), SHORTCUT_SIZE, SHORTCUT_SIZE)
-    rows, cols = table.loc[model_lesions, ["peak_row", "peak_col"]].to_numpy().T
-    peaks[torch.arange(len(lesions)), torch.as_tensor(rows), torch.as_tensor(cols)] = 1.0
-    chance = float(lesions.float().mean())
-    assert pointing_game(peaks, lesions, tolerance_px=4) > 2 * chance
+def test_clean_model_points_at_bacterial_lesions(shortcut_runs: dict[str, ShortcutRun]) -> None:
+    run = shortcut_runs["none"]
+    bacterial = run.test[run.test["label"] == "bacterial"].reset_index(drop=True)
+    assert len(bacterial) >= 10
+    data = CxrDataset(bacterial, run.root, SHORTCUT_SIZE)
+    images = torch.stack([data[i]["image"] for i in range(len(data))])
+    lesions = torch.stack([torch.from_numpy(read_mask(run.root / p, SHORTCUT_SIZE))
+                           for p in bacterial["lesion_mask_path"]])  # fmt: skip
+    maps = gradcam(run.model, run.layer, images, target=CLASSES.index("bacterial")).normalised
+    assert pointing_game(maps, lesions, tolerance_px=4) >= 0.5
+    assert float(lesion_mass_share(maps, lesions).mean()) > 2 * float(lesions.float().mean())

@@ -1,9 +1,10 @@
 """Batched Grad-CAM on the last convolutional stage: one forward and one head-only backward that keep the logits.
 
-A forward hook on the target layer swaps its output for a detached leaf that requires grad, so the gradient of
-the class score is taken with respect to exactly the activation the rest of the network reads (in-place
-activations after the layer act on a copy), parameter gradients are never touched, frozen backbones work, and
-the same forward pass yields the predictions. Validated against captum's LayerGradCam in the tests.
+The backbone runs without autograd (as fast as inference). A forward hook on the target layer swaps its output
+for a detached leaf that requires grad and switches recording on for the rest of the forward, so the gradient
+of the class score is taken with respect to exactly the activation the head reads (in-place activations after
+the layer act on a copy), parameter gradients are never touched, frozen backbones work, and the same forward
+pass yields the predictions. Validated against captum's LayerGradCam and a hand-split forward in the tests.
 """
 
 from __future__ import annotations
@@ -113,19 +114,21 @@ def gradcam(
                                f"feature map: choose a convolutional stage")  # fmt: skip
         leaf = output.detach().requires_grad_(True)
         captured.append(leaf)
+        torch.set_grad_enabled(True)  # record from here on only; leaving no_grad below restores the caller's mode
         return leaf.clone()
 
     handle = layer.register_forward_hook(capture)
     try:
-        with torch.enable_grad(), autocast(device, precision):
+        with torch.no_grad(), autocast(device, precision):
             logits = model(to_device(images, device))
     finally:
         handle.remove()
     if len(captured) != 1:
         raise ImagingError(f"the Grad-CAM layer ran {len(captured)} times in one forward pass; it must run once")
-    logits = logits.float()
-    targets = _targets(target, logits)
-    (grads,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), captured[0])
+    with torch.enable_grad():  # also under a caller's no_grad
+        logits = logits.float()
+        targets = _targets(target, logits)
+        (grads,) = torch.autograd.grad(logits.gather(1, targets[:, None]).sum(), captured[0])
     activation = captured[0].detach().float()
     raw = (grads.float().mean(dim=(2, 3), keepdim=True) * activation).sum(dim=1)
     logits = logits.detach()
