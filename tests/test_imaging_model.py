@@ -219,6 +219,8 @@ def test_checkpoint_round_trip_gives_the_same_model_and_version(trained, tmp_pat
     assert loaded.val_macro_auc == pytest.approx(classifier.val_macro_auc, abs=1e-12)
     brought = train_classifier(PatternSet(64, 9), PatternSet(128, 2), _settings(checkpoint=path))
     assert brought.history.empty and brought.model_version == classifier.model_version
+    with pytest.raises(ImagingError, match="trained on 32 px images, not 64: set image_size: 32"):
+        load_classifier(PatternSet(128, 2), _settings(checkpoint=path, image_size=64))
     with pytest.raises(ImagingError, match="holds a epiatlas_cxr_small model, not resnet10t"):
         build_model("resnet10t", checkpoint=path)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")

@@ -96,11 +96,16 @@ def epiatlas_cxr_small(pretrained: bool = False, **kwargs: Any) -> SmallCxrNet:
 
 
 def build_model(
-    arch: str, num_classes: int = len(CLASSES), checkpoint: Path | None = None, pretrained: Path | None = None
+    arch: str,
+    num_classes: int = len(CLASSES),
+    checkpoint: Path | None = None,
+    pretrained: Path | None = None,
+    image_size: int | None = None,
 ) -> nn.Module:
     """A timm `arch` with one input channel; weights from an epiatlas `checkpoint` or local `pretrained` file.
 
     Nothing is ever downloaded: without a file the weights are freshly initialised (seed torch first).
+    With `image_size`, a checkpoint trained at another size is refused.
     """
     if not timm.is_model(arch):
         raise ImagingError(f"unknown architecture {arch!r}: use a timm model name such as densenet121 or "
@@ -113,7 +118,7 @@ def build_model(
             raise ImagingError(f"pretrained_checkpoint {pretrained} does not fit {arch}: {e}") from e
     model = timm.create_model(arch, pretrained=False, in_chans=1, num_classes=num_classes)
     if checkpoint is not None:
-        load_weights(model, arch, checkpoint)
+        load_weights(model, arch, checkpoint, image_size)
     return model
 
 
@@ -140,7 +145,7 @@ def _local_weights(arch: str, path: Path) -> dict[str, Any]:
     return {"state_dict": state, "url": "", "hf_hub_id": None, "input_size": input_size, "num_classes": classes}
 
 
-def load_weights(model: nn.Module, arch: str, checkpoint: Path) -> None:
+def load_weights(model: nn.Module, arch: str, checkpoint: Path, image_size: int | None = None) -> None:
     """Load an epiatlas checkpoint (or a bare state dict) into `model`, which must be the same `arch`."""
     _require_file(checkpoint, "checkpoint")
     try:
@@ -154,6 +159,9 @@ def load_weights(model: nn.Module, arch: str, checkpoint: Path) -> None:
                                f"set arch: {stored['arch']}")  # fmt: skip
         if tuple(stored["classes"]) != CLASSES:
             raise ImagingError(f"checkpoint {checkpoint} was trained on classes {stored['classes']}, not {CLASSES}")
+        if image_size is not None and stored["image_size"] != image_size:
+            raise ImagingError(f"checkpoint {checkpoint} was trained on {stored['image_size']} px images, not "
+                               f"{image_size}: set image_size: {stored['image_size']}")  # fmt: skip
         stored = stored["state_dict"]
     try:
         model.load_state_dict(stored, strict=True)

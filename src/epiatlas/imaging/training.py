@@ -96,7 +96,8 @@ def load_classifier(val: Dataset, settings: TrainSettings) -> TrainedClassifier:
     device = resolve_device(settings.device)
     dataset_labels(val, "validation")
     with reproducible(settings.seed, settings.threads, device):
-        model = place_model(build_model(settings.arch, checkpoint=settings.checkpoint), device)
+        model = build_model(settings.arch, checkpoint=settings.checkpoint, image_size=settings.image_size)
+        place_model(model, device)
         auc = _validation_auc(model, val, settings, device)
     history = pd.DataFrame({"epoch": pd.Series([], dtype="int64"), "train_loss": pd.Series([], dtype=float),
                             "val_macro_auc": pd.Series([], dtype=float)})  # fmt: skip
