@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -52,3 +54,8 @@ def published_from_metadata(metadata: Mapping[str, dg.MetadataValue]) -> Publish
         skipped=() if skipped == "none" else tuple(skipped.split(", ")),
         info=metadata["catalog_info"].value,
     )
+
+
+def png_preview(png: bytes, name: str) -> dg.MetadataValue:
+    """A PNG shown inline in the asset's metadata in the UI (pass a small preview)."""
+    return dg.MetadataValue.md(f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})")

@@ -5,7 +5,6 @@ attach metadata. Heavy libraries (lightgbm, shap, factor-analyzer, matplotlib) l
 """
 
 
-import base64
 import pickle
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +14,8 @@ import pandas as pd
 
 from epiatlas.artifacts import ArtifactStore
 from epiatlas.config import EpiatlasConfig
-from epiatlas.contracts import Contract, load_contract
-from epiatlas.contracts.conform import conformed_select
+from epiatlas.contracts import load_contract
+from epiatlas.contracts.conform import write_conformed
 from epiatlas.covariates.source import covariate_table
 from epiatlas.indices import fit_indices
 from epiatlas.indices.published import index_tables
@@ -26,9 +25,9 @@ from epiatlas.models.checks import model_checks
 from epiatlas.models.contiguity import queen_contiguity
 from epiatlas.models.figures import model_figures
 from epiatlas.models.frame import model_frame
-from epiatlas.warehouse import Warehouse, WrittenTable
+from epiatlas.warehouse import Warehouse
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
-from orchestration.metadata import table_metadata
+from orchestration.metadata import png_preview, table_metadata
 from orchestration.resources import EpiatlasResource
 
 GROUP = "models"
@@ -64,7 +63,7 @@ def _store(
     results = []
     for name, frame in tables.items():
         contract = load_contract(name)
-        written = _write_conformed(warehouse, contract, frame)
+        written = write_conformed(warehouse, contract, frame)
         results.append(
             dg.MaterializeResult(
                 asset_key=name,
@@ -74,12 +73,6 @@ def _store(
         )
     return results
 
-
-def _write_conformed(warehouse: Warehouse, contract: Contract, frame: pd.DataFrame) -> WrittenTable:
-    """Store `frame` with its contract's column order and types."""
-    with warehouse.connect(()) as con:
-        con.register("_frame", frame)
-        return warehouse.write_table(con, contract.name, conformed_select(contract, "_frame"))
 
 
 def _specs(tables: Sequence[str], deps: Sequence[str], description: str) -> list[dg.AssetSpec]:
@@ -234,16 +227,11 @@ def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefi
                 "png": [f.png for f in figures],
             }
         )
-        written = _write_conformed(warehouse, contract, frame)
+        written = write_conformed(warehouse, contract, frame)
         return dg.MaterializeResult(
             metadata={
                 **table_metadata(contract, written),
-                **{
-                    f"preview_{name}": dg.MetadataValue.md(
-                        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
-                    )
-                    for name, png in previews.items()
-                },
+                **{f"preview_{name}": png_preview(png, name) for name, png in previews.items()},
             },
             check_results=contract_check_results(warehouse, contract),
         )

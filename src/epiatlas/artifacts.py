@@ -42,7 +42,8 @@ class Artifact:
         return self.path.read_bytes()
 
 
-_MEDIA = {"png": "image/png", "pkl": "application/octet-stream", "txt": "text/plain", "json": "application/json"}
+_MEDIA = {"png": "image/png", "pkl": "application/octet-stream", "pt": "application/octet-stream",
+          "txt": "text/plain", "json": "application/json"}
 
 
 class ArtifactStore:
@@ -75,3 +76,11 @@ class ArtifactStore:
             if old != target:
                 old.unlink()
         return Artifact(name, kind, sha, privacy, _MEDIA[suffix], target)
+
+    def current(self, name: str, suffix: str) -> Path:
+        """The file of the current version of artifact `name`; WarehouseError when none is stored."""
+        found = sorted((self.root / name).glob(f"*.{suffix}")) if (self.root / name).is_dir() else []
+        if len(found) != 1:
+            raise WarehouseError(f"artifact {name!r} is not stored under {self.root} (found {len(found)} versions); "
+                                 f"materialize the asset that writes it first")
+        return found[0]

@@ -24,6 +24,7 @@ from pydantic import (
 
 from epiatlas.covariates.settings import CovariateName, CovariateTableConfig
 from epiatlas.errors import ConfigError
+from epiatlas.imaging.config import ImagingConfig
 from epiatlas.indices.settings import IndicesSettings
 from epiatlas.models.config import ModelsConfig
 from epiatlas.yaml_files import read_yaml_mapping
@@ -93,6 +94,7 @@ class SourcesConfig(_Strict):
     pollutant_stations: SourceConfig | None = None
     pollutant_readings: SourceConfig | None = None
     socioeconomic_indicators: SourceConfig | None = None
+    cxr_manifest: SourceConfig | None = None
 
     @model_validator(mode="after")
     def _one_hospitalization_input(self) -> SourcesConfig:
@@ -238,7 +240,15 @@ class EpiatlasConfig(_Strict):
         default_factory=dict, description="the user's own covariate tables: table name -> file and variables")
     indices: IndicesSettings = Field(default_factory=IndicesSettings, description="socioeconomic factor indices")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="count models and their explanations")
+    imaging: ImagingConfig | None = Field(None, description="chest X-ray classifier; needs sources.cxr_manifest")
     config_path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _imaging_has_a_manifest(self) -> EpiatlasConfig:
+        if (self.imaging is None) != (self.sources.cxr_manifest is None):
+            raise ValueError("'imaging' and 'sources.cxr_manifest' come together: the manifest lists the images, "
+                             "imaging says where they are and how to classify them")
+        return self
 
     def resolve_paths(self, base: Path) -> EpiatlasConfig:
         """Return a copy whose relative paths are anchored at `base`."""
@@ -255,6 +265,7 @@ class EpiatlasConfig(_Strict):
                 "warehouse": self.warehouse.model_copy(update={"root": anchor(self.warehouse.root)}),
                 "covariates": {name: cov.model_copy(update={"path": anchor(cov.path)})
                                for name, cov in self.covariates.items()},
+                "imaging": self.imaging.anchored(anchor) if self.imaging else None,
             }
         )
 

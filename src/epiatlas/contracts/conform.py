@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from epiatlas.contracts.model import Contract
 from epiatlas.contracts.sql import ident
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from epiatlas.warehouse import Warehouse, WrittenTable
 
 
 def conformed_select(contract: Contract, relation: str) -> str:
     """`SELECT CAST(c AS <type>) AS c, ...` over `relation`, in contract order (pandas int64 -> INTEGER, ...)."""
     columns = ", ".join(f"CAST({ident(c.name)} AS {c.type}) AS {ident(c.name)}" for c in contract.columns)
     return f"SELECT {columns} FROM {ident(relation)}"
+
+
+def write_conformed(warehouse: Warehouse, contract: Contract, frame: pd.DataFrame) -> WrittenTable:
+    """Store a computed frame as the contract's table, with the contract's column order and types."""
+    with warehouse.connect(()) as con:
+        con.register("_frame", frame)
+        return warehouse.write_table(con, contract.name, conformed_select(contract, "_frame"))

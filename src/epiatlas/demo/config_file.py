@@ -17,6 +17,8 @@ from epiatlas.demo.pollution import POLLUTANTS
 from epiatlas.demo.severity import STATUS_CODES
 from epiatlas.demo.socioeconomic import INDICATORS
 from epiatlas.demo.spec import DemoSpec
+from epiatlas.imaging.config import ImagingConfig
+from epiatlas.imaging.settings import TrainSettings
 from epiatlas.indices.settings import IndicesSettings
 
 DEMO_NAME = "epiatlas demo (synthetic data)"
@@ -28,7 +30,9 @@ FILES = {
     "pollutant_stations": "estaciones.csv",
     "pollutant_readings": "mediciones.parquet",
     "socioeconomic_indicators": "indicadores_socioeconomicos.csv",
+    "cxr_manifest": "cxr/manifest.csv",
 }
+IMAGE_ROOT = "cxr"
 REGIONS_LAYER = "municipios"
 SEX_RECODE = {"H": "M", "M": "F"}
 
@@ -81,6 +85,7 @@ def demo_sources() -> SourcesConfig:
             path=Path(FILES["socioeconomic_indicators"]),
             columns={"region_id": "cve_mun", "year": "anio"} | {i.canonical: i.file_column for i in INDICATORS},
         ),
+        cxr_manifest=SourceConfig(path=Path(FILES["cxr_manifest"])),
     )  # fmt: skip
 
 
@@ -96,6 +101,10 @@ def demo_config(spec: DemoSpec) -> EpiatlasConfig:
         # The demo's indicators are logistic in correlated latent factors: logit + oblique rotation recover them
         # (Tucker congruence >= 0.95 per factor against truth.json; see tests/test_indices.py).
         indices=IndicesSettings(transform="logit", rotation="oblimin"),
+        imaging=ImagingConfig(
+            image_root=Path(IMAGE_ROOT),
+            train=TrainSettings(image_size=spec.image_size, epochs=spec.imaging_epochs, patience=3),
+        ),
     )
 
 

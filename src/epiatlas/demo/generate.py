@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from epiatlas.demo import defects, hospitalizations, pollution, socioeconomic, tables, truth
-from epiatlas.demo.config_file import FILES, REGIONS_LAYER, write_demo_config
+from epiatlas.demo.config_file import FILES, IMAGE_ROOT, REGIONS_LAYER, write_demo_config
 from epiatlas.demo.spec import DemoSpec
 from epiatlas.demo.world import build_world
+from epiatlas.imaging.phantoms import generate_phantoms
 
 
 def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec()) -> Path:
@@ -34,6 +38,11 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec()) -> Path:
     tables.write_csv(stations, out_dir / FILES["pollutant_stations"])
     tables.write_parquet(readings, out_dir / FILES["pollutant_readings"], ("fecha",))
     tables.write_csv(indicators, out_dir / FILES["socioeconomic_indicators"])
+    # Imaging centres: the most populous municipalities, so region x year cells hold enough studies to publish.
+    centres = codes[np.argsort(-world.sizes, kind="stable")[: spec.n_imaging_centres]]
+    phantoms = generate_phantoms(out_dir / IMAGE_ROOT, spec.n_images, spec.image_size, spec.seed,
+                                 regions=pd.DataFrame({"region_id": centres}), periods=spec.years)  # fmt: skip
+    phantoms.drop(columns="marker_corner").to_csv(out_dir / FILES["cxr_manifest"], index=False)
     region_period = truth.region_period_frame(world, counts[0].sum(axis=(2, 3)))
     tables.write_parquet(region_period, out_dir / truth.REGION_PERIOD_FILE)
 
@@ -47,6 +56,7 @@ def generate_demo(out_dir: Path, spec: DemoSpec = DemoSpec()) -> Path:
             "stations": len(stations),
             "readings": len(readings),
             "socioeconomic_indicators": len(indicators),
+            "cxr_phantoms": len(phantoms),
         },
         "expected_records": world.expected_records(),
         "injected_defects": defect_counts,

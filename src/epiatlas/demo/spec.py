@@ -22,6 +22,10 @@ class DemoSpec:
     records_scale: float = 0.35
     defect_share: float = 0.0005
     implausible_reading_share: float = 0.00002
+    n_images: int = 3200  # synthetic chest X-ray phantoms spread over the municipalities and years
+    image_size: int = 128
+    n_imaging_centres: int = 40
+    imaging_epochs: int = 8
 
     @classmethod
     def small(cls, seed: int = 20240517) -> DemoSpec:
@@ -36,6 +40,10 @@ class DemoSpec:
             population_2020=10_000_000,
             defect_share=0.001,
             implausible_reading_share=0.0005,
+            n_images=480,
+            n_imaging_centres=12,
+            image_size=64,
+            imaging_epochs=3,
         )
 
     @property
