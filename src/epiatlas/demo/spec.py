@@ -25,7 +25,7 @@ class DemoSpec:
     n_images: int = 3200  # synthetic chest X-ray phantoms spread over the municipalities and years
     image_size: int = 128
     n_imaging_centres: int = 40
-    imaging_epochs: int = 8
+    imaging_epochs: int = 5
 
     @classmethod
     def small(cls, seed: int = 20240517) -> DemoSpec:
