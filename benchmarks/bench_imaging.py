@@ -5,7 +5,7 @@ plain torch inference on decoded tensors; the pipeline's inference (`predict`); 
 logits kept from its own forward); the pipeline's inference + Grad-CAM + summaries to a table (`explain`);
 pytorch-grad-cam's `GradCAM` (fp32, predicted class); and decode -> infer -> Grad-CAM -> summaries -> table
 from PNGs on disk. Prints the ratios against the issue's targets. Each figure is the best of --repeats passes
-(the machine is shared); CUDA with mixed precision and channels-last when available.
+(interleaved: the machine is shared); CUDA with mixed precision and channels-last when available.
 
     .venv/bin/python benchmarks/bench_imaging.py [--batches 6] [--repeats 3] [--threads 2] [--device auto]
 """
@@ -51,17 +51,19 @@ class DecodedItems(Dataset):
         return {"image": self.images[i], "label": -1, "index": i, "lung_mask": self.masks[i], "has_mask": True}
 
 
-def best_rate(n_images: int, step: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    """Images per second of the fastest of `repeats` runs of `step` (after one warm-up run)."""
-    step()
-    sync()
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return n_images / best
+def best_rates(n_images: int, steps: dict[str, Callable[[], object]], repeats: int,
+               sync: Callable[[], None]) -> dict[str, float]:
+    """Images per second of each step's fastest of `repeats` runs, the steps interleaved round by round (so
+    each meets the same load on a shared machine), after one warm-up run each."""
+    best = dict.fromkeys(steps, np.inf)
+    for round_ in range(repeats + 1):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            sync()
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - start)
+    return {name: n_images / seconds for name, seconds in best.items()}
 
 
 def run_case(arch: str, size: int, batch: int, args: argparse.Namespace, device: torch.device) -> dict[str, float]:
@@ -96,17 +98,16 @@ def run_case(arch: str, size: int, batch: int, args: argparse.Namespace, device:
         for x in batches:
             reference(input_tensor=x, targets=None)
 
-    rates = {
-        "plain torch inference": best_rate(n, plain, args.repeats, sync),
-        "pipeline inference (predict)": best_rate(
-            n, lambda: predict(model, decoded, batch, device, precision=precision), args.repeats, sync),
-        "Grad-CAM step (gradcam)": best_rate(n, cams, args.repeats, sync),
-        "inference + Grad-CAM + summaries (explain)": best_rate(
-            n, lambda: explain(model, layer, decoded, batch, device, precision=precision), args.repeats, sync),
-        "pytorch-grad-cam GradCAM (fp32)": best_rate(n, pytorch_grad_cam, args.repeats, sync),
-        "decode + explain from PNG files": best_rate(
-            n, lambda: explain(model, layer, files, batch, device, args.workers, precision), args.repeats, sync),
-    }
+    rates = best_rates(n, {
+        "plain torch inference": plain,
+        "pipeline inference (predict)": lambda: predict(model, decoded, batch, device, precision=precision),
+        "Grad-CAM step (gradcam)": cams,
+        "inference + Grad-CAM + summaries (explain)": lambda: explain(model, layer, decoded, batch, device,
+                                                                      precision=precision),
+        "pytorch-grad-cam GradCAM (fp32)": pytorch_grad_cam,
+        "decode + explain from PNG files": lambda: explain(model, layer, files, batch, device, args.workers,
+                                                           precision),
+    }, args.repeats, sync)  # fmt: skip
     ours = gradcam(model, layer, batches[0], precision="fp32").normalised.cpu().numpy()
     theirs = reference(input_tensor=batches[0], targets=None)
     rates["map correlation with pytorch-grad-cam"] = float(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1])

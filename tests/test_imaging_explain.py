@@ -167,12 +167,13 @@ def test_attention_summary_of_known_maps() -> None:
     assert list(summary.columns) == SUMMARY_COLUMNS
     one, uniform, block, empty = (summary.iloc[i] for i in range(4))
     assert one.border_share == 1.0 and one.lung_share == 0.0 and (one.peak_row, one.peak_col) == (1, 2)
-    assert one.entropy == pytest.approx(0.0, abs=1e-6) and one.left_share == 1.0
+    assert one.entropy == pytest.approx(0.0, abs=1e-6) and one.left_share == pytest.approx(1.0)
     band = 1 - (38 / 50) ** 2  # a 6-pixel band on each side
     assert float(border_band(h, w).float().mean()) == pytest.approx(band)
     assert uniform.border_share == pytest.approx(band) and uniform.entropy == pytest.approx(1.0)
     assert uniform.lung_share == pytest.approx(uniform.lung_area) and uniform.left_share == pytest.approx(0.5)
-    assert block.lung_share == pytest.approx(1.0) and block.border_share == 0.0 and block.left_share == 1.0
+    assert block.lung_share == pytest.approx(1.0) and block.border_share == 0.0
+    assert block.left_share == pytest.approx(1.0)
     assert block.entropy == pytest.approx(math.log(100) / math.log(h * w))
     assert not empty.has_heat and math.isnan(empty.lung_share) and math.isnan(empty.entropy)
     assert summary["has_heat"].tolist() == [True, True, True, False]
@@ -183,6 +184,14 @@ def test_attention_summary_of_known_maps() -> None:
 def test_border_band_is_twelve_percent_of_each_side() -> None:
     band = border_band(100, 200)
     assert band[11, 100] and not band[12, 100] and band[50, 23] and not band[50, 24] and band[88, 100]
+
+
+def test_left_share_splits_an_odd_centre_column() -> None:
+    maps = torch.zeros(2, 5, 5)
+    maps[0, :, 2] = 1.0  # the centre column only
+    maps[1, :, 1] = 1.0  # just left of it
+    shares = attention_summary(maps, torch.zeros(2, 5, 5, dtype=torch.bool))["left_share"]
+    assert shares.tolist() == pytest.approx([0.5, 1.0])
 
 
 def test_pointing_game_and_lesion_mass_on_hand_cases() -> None:

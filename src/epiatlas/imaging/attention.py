@@ -39,7 +39,7 @@ def attention_summary(normalised_maps: torch.Tensor, lung_masks: torch.Tensor) -
     if normalised_maps.ndim != 3 or lung_masks.shape != normalised_maps.shape:
         raise ImagingError(f"attention_summary needs maps [N, H, W] and lung masks of the same shape; got "
                            f"{tuple(normalised_maps.shape)} and {tuple(lung_masks.shape)}")  # fmt: skip
-    n, h, w = normalised_maps.shape
+    _, h, w = normalised_maps.shape
     heat = normalised_maps.float().clamp_min(0.0)
     total = heat.sum(dim=(1, 2))
     has_heat = total > 0
@@ -55,13 +55,21 @@ def attention_summary(normalised_maps: torch.Tensor, lung_masks: torch.Tensor) -
         "border_share": torch.where(has_heat, (p * border_band(h, w, heat.device)).sum(dim=(1, 2)), nan),
         "peak_row": (peak // w).float(),
         "peak_col": (peak % w).float(),
-        "left_share": torch.where(has_heat, p[:, :, : w // 2].sum(dim=(1, 2)) + p[:, :, w // 2].sum(dim=1) *
-                                  (w % 2) / 2, nan),  # fmt: skip
+        "left_share": torch.where(has_heat, (p.sum(dim=1) * _left_weights(w, heat.device)).sum(dim=1), nan),
         "entropy": torch.where(has_heat, entropy / math.log(h * w), nan),
     }
     values = torch.stack(list(columns.values()), dim=1).cpu().numpy()
     frame = pd.DataFrame(values, columns=SUMMARY_COLUMNS)
     return frame.astype({"has_heat": bool, "peak_row": np.int64, "peak_col": np.int64})
+
+
+def _left_weights(w: int, device: torch.device) -> torch.Tensor:
+    """Weight of each column in the image's left half: 1 left of the centre, 1/2 for a centre column."""
+    weights = torch.zeros(w, device=device)
+    weights[: w // 2] = 1.0
+    if w % 2:
+        weights[w // 2] = 0.5
+    return weights
 
 
 def border_band(h: int, w: int, device: torch.device | str = "cpu") -> torch.Tensor:
