@@ -393,7 +393,8 @@ def test_viral_pattern_is_high_frequency_texture(phantoms: tuple[Path, pd.DataFr
     energy = {c: [] for c in CLASSES}
     for row in manifest.itertuples():
         energy[row.label].append(_high_frequency_energy(_load(root, row.path), _load(root, row.lung_mask_path) > 0.5))
-    assert min(energy["viral"]) > 2 * max(max(energy[c]) for c in ("normal", "covid19"))
+    others = energy["normal"] + energy["covid19"]
+    assert min(energy["viral"]) > max(others) and np.median(energy["viral"]) > 2 * np.median(others)
 
 
 def test_correlated_markers_sit_in_the_class_corner(phantoms: tuple[Path, pd.DataFrame]) -> None:

@@ -173,7 +173,7 @@ def render_phantom(grid: tuple[np.ndarray, np.ndarray], label: int, rng: np.rand
     image += finding[0]
     corner = _burn_marker(image, label, rng) if marker else None
     exposure = np.clip(image, 0.0, 1.0) ** rng.uniform(0.8, 1.25)
-    image = exposure * rng.uniform(0.9, 1.1) + rng.normal(0.0, 0.02, image.shape)
+    image = exposure * rng.uniform(0.9, 1.1) + rng.normal(0.0, 0.025, image.shape)
     return Phantom(np.clip(image, 0.0, 1.0).astype(np.float32), lung_mask, finding[1], corner)
 
 
@@ -198,7 +198,7 @@ def _lobar_consolidation(y: np.ndarray, x: np.ndarray, lung: np.ndarray, lungs: 
     zone = rng.choice([-0.4, 0.35])
     centre_x = lx + np.sign(lx) * 0.25 * wx + rng.normal(0, 0.03)
     weight = np.clip(2.0 * (1.0 - _ellipse(y, x, ly + zone * hy, centre_x, 0.45 * hy, 1.1 * wx)), 0.0, 1.0) * lung
-    return rng.uniform(0.3, 0.42) * weight, weight > 0.5
+    return rng.uniform(0.12, 0.4) * weight, weight > 0.5
 
 
 def _interstitial_net(y: np.ndarray, x: np.ndarray, lung: np.ndarray, lungs: Lungs, size: int,
@@ -213,7 +213,7 @@ def _interstitial_net(y: np.ndarray, x: np.ndarray, lung: np.ndarray, lungs: Lun
     hilar = sum(np.exp(-_ellipse(y, x, ly, lx - np.sign(lx) * 0.3 * wx, 0.8 * hy, 1.2 * wx))
                 for ly, lx, hy, wx in lungs)
     weight = np.clip(1.4 * hilar, 0.0, 1.0) * lung
-    return rng.uniform(0.12, 0.2) * net * weight, weight > 0.5
+    return rng.uniform(0.05, 0.16) * net * weight, weight > 0.5
 
 
 def _ground_glass(y: np.ndarray, x: np.ndarray, lung: np.ndarray, lungs: Lungs, size: int,
@@ -225,7 +225,7 @@ def _ground_glass(y: np.ndarray, x: np.ndarray, lung: np.ndarray, lungs: Lungs, 
         lower = np.clip((y - ly) / (0.5 * hy), 0.0, 1.0)
         weight = np.maximum(weight, lateral * lower)
     weight = gaussian_filter(weight * lung, sigma=size / 64)
-    return rng.uniform(0.14, 0.22) * weight, (weight > 0.35) & lung
+    return rng.uniform(0.06, 0.2) * weight, (weight > 0.35) & lung
 
 
 _FINDINGS = {"normal": _no_finding, "bacterial": _lobar_consolidation, "viral": _interstitial_net,
