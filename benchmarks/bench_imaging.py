@@ -8,6 +8,7 @@ from PNGs on disk. Prints the ratios against the issue's targets. Each figure is
 (interleaved: the machine is shared); CUDA with mixed precision and channels-last when available.
 
     .venv/bin/python benchmarks/bench_imaging.py [--batches 6] [--repeats 3] [--threads 2] [--device auto]
+        [--precision auto|fp32|bf16|fp16] [--arch resnet18 --arch epiatlas_cxr_small]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from epiatlas.imaging.gradcam import gradcam, target_layer
 from epiatlas.imaging.inference import autocast, autocast_dtype, place_model, predict, to_device
 from epiatlas.imaging.models import build_model, resolve_device
 from epiatlas.imaging.phantoms import generate_phantoms
+from epiatlas.imaging.settings import Precision
 
 CASES = (("resnet18", 224, 16), ("epiatlas_cxr_small", 128, 32))
 """(architecture, image size, batch size) as the issue measures them."""
@@ -80,7 +82,7 @@ def run_case(arch: str, size: int, batch: int, args: argparse.Namespace, device:
     torch.manual_seed(0)
     model = place_model(build_model(arch).eval(), device)
     layer = target_layer(model, arch)
-    precision = "auto"
+    precision = args.precision
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def plain() -> None:
@@ -114,9 +116,10 @@ def run_case(arch: str, size: int, batch: int, args: argparse.Namespace, device:
     return rates
 
 
-def report(arch: str, size: int, batch: int, rates: dict[str, float], device: torch.device) -> None:
+def report(arch: str, size: int, batch: int, rates: dict[str, float], device: torch.device,
+           precision: Precision) -> None:
     """Print one case's figures and its ratios against the targets."""
-    dtype = autocast_dtype(device, "auto")
+    dtype = autocast_dtype(device, precision)
     print(f"\n{arch} at {size} px, batch {batch}, {device.type}, {'fp32' if dtype is None else dtype}:")
     for name, value in rates.items():
         unit = "" if name.startswith("map") else " img/s"
@@ -141,12 +144,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for decoding from PNG files")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="autocast of our steps and plain inference (pytorch-grad-cam always runs fp32)")
+    parser.add_argument("--arch", choices=[c[0] for c in CASES], action="append",
+                        help="only these cases (repeatable; default all)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     print(f"torch {torch.__version__}, {args.threads} CPU threads, device {device}, load {os.getloadavg()[0]:.1f}")
     for arch, size, batch in CASES:
-        report(arch, size, batch, run_case(arch, size, batch, args, device), device)
+        if args.arch is None or arch in args.arch:
+            report(arch, size, batch, run_case(arch, size, batch, args, device), device, args.precision)
 
 
 if __name__ == "__main__":
