@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from epiatlas.config import load_config
-from orchestration.defs import covariates, disclosure, imaging, ingest, models, outcomes, publish
+from orchestration.defs import covariates, disclosure, imaging, ingest, models, outcomes, publish, reports
 from orchestration.jobs import build_jobs
 from orchestration.resources import EpiatlasResource
 
@@ -41,7 +41,7 @@ def build_definitions(config_path: Path) -> dg.Definitions:
     cfg = load_config(config_path)
     groups = dg.Definitions.merge(
         ingest.build_defs(cfg), outcomes.build_defs(cfg), disclosure.build_defs(cfg),
-        covariates.build_defs(cfg), models.build_defs(cfg), imaging.build_defs(cfg),
+        covariates.build_defs(cfg), models.build_defs(cfg), imaging.build_defs(cfg), reports.build_profile_defs(cfg),
     )
     return dg.Definitions.merge(
         groups,

@@ -27,6 +27,7 @@ from epiatlas.errors import ConfigError
 from epiatlas.imaging.config import ImagingConfig
 from epiatlas.indices.settings import IndicesSettings
 from epiatlas.models.config import ModelsConfig
+from epiatlas.reports.config import ReportsConfig
 from epiatlas.yaml_files import read_yaml_mapping
 
 FileFormat = Literal["csv", "parquet", "gpkg", "geojson", "shp"]
@@ -241,6 +242,7 @@ class EpiatlasConfig(_Strict):
     indices: IndicesSettings = Field(default_factory=IndicesSettings, description="socioeconomic factor indices")
     models: ModelsConfig = Field(default_factory=ModelsConfig, description="count models and their explanations")
     imaging: ImagingConfig | None = Field(None, description="chest X-ray classifier; needs sources.cxr_manifest")
+    reports: ReportsConfig = Field(default_factory=ReportsConfig, description="regional reports and their schedule")
     config_path: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
