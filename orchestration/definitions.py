@@ -46,6 +46,7 @@ def build_definitions(config_path: Path) -> dg.Definitions:
     return dg.Definitions.merge(
         groups,
         publish.build_defs(asset_keys(groups)),
+        reports.build_report_defs(cfg),  # downstream of the catalog, so not among its upstream assets
         dg.Definitions(
             jobs=build_jobs(),
             executor=EXECUTOR,

@@ -6,17 +6,25 @@ the catalog, reads only the published catalog, and is partitioned by period. Thi
 
 import dagster as dg
 
+from epiatlas.artifacts import ArtifactStore
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
-from epiatlas.contracts.conform import write_conformed
+from epiatlas.contracts.conform import conformed_select, write_conformed
+from epiatlas.reports.build import build_reports, report_rows, store_report
+from epiatlas.reports.html import external_references
+from epiatlas.reports.inputs import NATIONAL, read_catalog_data
 from epiatlas.reports.profile import region_profile, revealed_cells
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
+from orchestration.defs.publish import CATALOG_ASSET
+from orchestration.jobs import REPORTS_ASSET, REPORTS_JOB
 from orchestration.metadata import table_metadata
 from orchestration.resources import EpiatlasResource
 
 GROUP = "reports"
 PROFILE = "region_profile"
+REPORTS = REPORTS_ASSET
 NOTHING_HIDDEN_REVEALED = "shows_only_what_published_outcomes_shows"
+SELF_CONTAINED = "reports_self_contained"
 
 
 def _profile_inputs(cfg: EpiatlasConfig) -> dict[str, str | None]:
@@ -77,3 +85,72 @@ def build_profile_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
 def build_profile_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """The mart, upstream of the catalog (it is one of the tables the catalog publishes)."""
     return dg.Definitions(assets=[build_profile_asset(cfg)])
+
+
+def build_reports_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
+    """HTML reports per period from the published catalog, stored as public artifacts and listed in `reports`."""
+    contract = load_contract(REPORTS)
+
+    @dg.asset(
+        name=REPORTS,
+        group_name=GROUP,
+        deps=[CATALOG_ASSET],
+        partitions_def=dg.StaticPartitionsDefinition(cfg.periods.keys),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=f"{contract.description}\n\nSettings: `reports:` in the config (level, regions, cron, enabled).",
+        kinds={"html", "parquet"},
+        tags={"privacy": contract.privacy},
+        check_specs=[
+            *contract_check_specs(contract),
+            dg.AssetCheckSpec(SELF_CONTAINED, asset=REPORTS,
+                              description="no report references anything but data: URIs (no request when opened)"),
+        ],  # fmt: skip
+    )
+    def _reports(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
+        cfg = epiatlas.settings()
+        warehouse = epiatlas.warehouse()
+        with warehouse.read_catalog() as con:
+            data = read_catalog_data(con)
+        store = ArtifactStore(warehouse.root / "artifacts")
+        external: list[str] = []
+        for key in sorted(context.partition_keys):
+            reports = build_reports(data, int(key), cfg.reports.level, cfg.reports.regions, context.run_id)
+            stored = [store_report(r, store) for r in reports]
+            external += [f"{r.artifact_name}: {ref}" for r in reports for ref in external_references(r.html)]
+            with warehouse.connect(()) as con:
+                con.register("_frame", report_rows(reports, stored))
+                written = warehouse.write_table(con, REPORTS, conformed_select(contract, "_frame"), partition=("period", key))
+            national = next(a for r, a in zip(reports, stored, strict=True) if r.level == NATIONAL)
+            context.add_asset_metadata({**table_metadata(contract, written), "period": int(key),
+                                        "national_summary": dg.MetadataValue.path(str(national.path))},
+                                       partition_key=key)  # fmt: skip
+            context.log.info(f"period {key}: {len(reports)} reports under {store.root}")
+        check = dg.AssetCheckResult(check_name=SELF_CONTAINED, passed=not external,
+                                    description=f"{len(external)} external references",
+                                    metadata={"failing_rows": len(external), "examples": str(external[:5])})  # fmt: skip
+        return dg.MaterializeResult(check_results=[*contract_check_results(warehouse, contract), check])
+
+    return _reports
+
+
+def reports_schedule(cfg: EpiatlasConfig) -> dg.ScheduleDefinition:
+    """The latest period's reports at the `reports.cron` cadence (running by default when `reports.enabled`)."""
+    latest = cfg.periods.keys[-1]
+
+    @dg.schedule(
+        name="reports_schedule",
+        cron_schedule=cfg.reports.cron,
+        job_name=REPORTS_JOB,
+        default_status=dg.DefaultScheduleStatus.RUNNING if cfg.reports.enabled else dg.DefaultScheduleStatus.STOPPED,
+        description=f"Writes the reports of the latest period ({latest}) from the published catalog.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        tick = context.scheduled_execution_time.isoformat()
+        return dg.RunRequest(run_key=f"reports-{latest}-{tick}", partition_key=latest)
+
+    return _schedule
+
+
+def build_report_defs(cfg: EpiatlasConfig) -> dg.Definitions:
+    """The reports asset and its schedule, downstream of the catalog (never among its upstream assets)."""
+    return dg.Definitions(assets=[build_reports_asset(cfg)], schedules=[reports_schedule(cfg)])

@@ -43,7 +43,7 @@ class Artifact:
 
 
 _MEDIA = {"png": "image/png", "pkl": "application/octet-stream", "pt": "application/octet-stream",
-          "txt": "text/plain", "json": "application/json"}
+          "txt": "text/plain", "json": "application/json", "html": "text/html"}
 
 
 class ArtifactStore:

@@ -1,0 +1,208 @@
+"""Regional reports: one self-contained HTML file per region (or parent region) and period, plus a national summary.
+
+Everything shown comes from `CatalogData` (the published catalog); figures are PNG data URIs, so a report opens
+offline and makes no request. Reports are stored as public, content-hashed artifacts and listed in `reports`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+
+from epiatlas.artifacts import Artifact, ArtifactStore
+from epiatlas.reports import figures
+from epiatlas.reports.errors import ReportError
+from epiatlas.reports.html import Cell, cell, data_uri, hidden_label, render
+from epiatlas.reports.inputs import NATIONAL, CatalogData
+
+Level = Literal["region", "parent"]
+REPORT_COLUMNS = ["region_id", "period", "level", "sha256", "bytes"]
+OVERLAYS_SHOWN = 2
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What one report covers: a region, or a parent region and its regions."""
+
+    key: str
+    level: Level
+    title: str
+    region_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Report:
+    """One rendered report."""
+
+    subject: str  # region_id, parent_id or 'national'
+    level: str  # region, parent or national
+    period: int
+    html: str
+
+    @property
+    def artifact_name(self) -> str:
+        """A valid artifact name: report_<subject>_<period>, the subject lower-cased with other characters as _."""
+        return f"report_{re.sub(r'[^a-z0-9]', '_', self.subject.lower())}_{self.period}"
+
+
+def subjects(data: CatalogData, level: Level, chosen: Sequence[str] | None = None) -> list[Subject]:
+    """The regions (or parent regions) to report on: `chosen`, or all; ReportError naming an unknown one."""
+    regions = data.regions
+    if level == "region":
+        found = [Subject(r.region_id, level, f"{r.name or r.region_id} ({r.parent_name or 'no parent'})", (r.region_id,))
+                 for r in regions.itertuples()]  # fmt: skip
+    else:
+        with_parent = regions.dropna(subset=["parent_id"])
+        found = [Subject(pid, level, str(g["parent_name"].iloc[0] or pid), tuple(g["region_id"]))
+                 for pid, g in with_parent.groupby("parent_id", sort=True)]  # fmt: skip
+    if chosen is None:
+        return found
+    by_key = {s.key: s for s in found}
+    if unknown := [k for k in chosen if k not in by_key]:
+        raise ReportError(f"reports.regions / --region names {unknown}, which are not {level} ids of the published "
+                          f"regions table (e.g. {list(by_key)[:3]}); use region_id at level region, parent_id at "
+                          "level parent")  # fmt: skip
+    return [by_key[k] for k in chosen]
+
+
+def _common(data: CatalogData, title: str, period: int, run_id: str) -> dict[str, object]:
+    return {"title": title, "period": period, "synthetic": data.synthetic, "notice": data.info.get("notice", ""),
+            "threshold": data.threshold, "versions": data.versions, "run_id": run_id}  # fmt: skip
+
+
+def _outcome_cells(row: pd.Series, threshold: int) -> list[Cell]:
+    hidden = hidden_label(row["suppression"], threshold)
+    ci = "not available" if pd.isna(row["shr"]) else f"{row['shr']:.2f} ({row['shr_lower']:.2f}-{row['shr_upper']:.2f})"
+    return [
+        cell(row["population"], ",d", None),
+        cell(row["cases"], ",d", hidden),
+        cell(row["expected_cases"], ".1f", hidden),
+        Cell(hidden, True) if hidden else Cell(ci),
+        cell(row["crude_rate"], ".1f", hidden),
+        cell(row["std_rate"], ".1f", hidden),
+        cell(row["glm_fitted"], ".1f", None),
+        cell(row["glm_residual"], ".2f", hidden),
+    ]
+
+
+def _imaging_rows(rows: pd.DataFrame, threshold: int) -> list[dict[str, object]]:
+    """Imaging cells of the rows that have images (suppressed imaging cells shown as suppressed)."""
+    out = []
+    for _, r in rows[rows["imaging_suppressed"].notna()].iterrows():
+        hidden = hidden_label(bool(r["imaging_suppressed"]), threshold)
+        columns = [("n_images", ",d"), *((c, ".0%") for c in ("share_normal", "share_bacterial", "share_viral",
+                   "share_covid19", "mean_lung_share", "share_off_lung"))]  # fmt: skip
+        out.append({"name": r["name"], "cells": [cell(r[c], f, hidden) for c, f in columns]})
+    return out
+
+
+def _imaging_context(data: CatalogData, rows: pd.DataFrame) -> dict[str, object]:
+    if data.evaluation is None:
+        return {"imaging": None, "shortcut": False, "overlays": []}
+    overlays = [(n, d, data_uri(p)) for n, d, p in data.overlays[:OVERLAYS_SHOWN]]
+    return {"imaging": _imaging_rows(rows, data.threshold), "shortcut": bool(data.shortcut()), "overlays": overlays}
+
+
+def region_report(data: CatalogData, subject: Subject, period: int, shapes: figures.RegionShapes, run_id: str) -> Report:
+    """The HTML report of one region (or parent region) and period."""
+    current = data.period_rows(period)
+    mine = current[current["region_id"].isin(subject.region_ids)]
+    history = data.profile[data.profile["region_id"].isin(subject.region_ids)]
+    names = dict(zip(data.regions["region_id"], data.regions["name"].fillna(data.regions["region_id"]), strict=True))
+    label = f"{subject.title}, {period}"
+    drivers = []
+    for _, r in mine.dropna(subset=["driver_1"]).iterrows():
+        features = [r[f"driver_{k}"] for k in (1, 2, 3) if not pd.isna(r[f"driver_{k}"])]
+        shap = [float(r[f"driver_{k}_shap"]) for k in range(1, len(features) + 1)]
+        drivers.append((names[r["region_id"]], data_uri(figures.drivers(features, shap, f"Drivers: {names[r['region_id']]}"))))
+    pm = [(names[rid], data_uri(figures.pm25(g, float(g["pm25_guideline"].dropna().iloc[0]), f"PM2.5: {names[rid]}")))
+          for rid, g in history.groupby("region_id") if g["pm25_mean"].notna().any()]  # fmt: skip
+    indices = [
+        {"name": names[r["region_id"]], "index": index, "score": f"{score:.2f}",
+         "quintile": "not available" if pd.isna(r["index_quintiles"].get(index)) else r["index_quintiles"][index]}
+        for _, r in mine.iterrows() if isinstance(r["index_scores"], dict)
+        for index, score in sorted(r["index_scores"].items()) if score is not None
+    ]  # fmt: skip
+    context = {
+        **_common(data, f"Hospitalization burden: {subject.title}", period, run_id),
+        "subject": subject.title,
+        "subtitle": f"{'Region' if subject.level == 'region' else 'Parent region'} {subject.key}"
+                    + (f", {len(subject.region_ids)} regions" if subject.level == "parent" else ""),
+        "outcomes": [{"name": names[r["region_id"]], "region_id": r["region_id"], "cells": _outcome_cells(r, data.threshold)}
+                     for _, r in mine.iterrows()],
+        "indices": indices,
+        "figures": {
+            "map": data_uri(figures.region_map(shapes, current.set_index("region_id")["shr"], subject.region_ids,
+                                               f"SHR, {period}: {subject.title} outlined")),
+            "ranking": data_uri(figures.shr_ranking(current, subject.region_ids, f"SHR against the other regions, {period}")),
+            "trends": [(names[rid], data_uri(figures.trend(g, f"SHR over periods: {names[rid]}")))
+                       for rid, g in history.groupby("region_id")],
+            "drivers": drivers,
+            "pm25": pm,
+        },
+        **_imaging_context(data, mine),
+    }  # fmt: skip
+    return Report(subject.key, subject.level, period, render("region.html.j2", context))
+
+
+def national_report(data: CatalogData, period: int, shapes: figures.RegionShapes, run_id: str, top: int = 10) -> Report:
+    """The national summary of one period: map, ranking, highest SHR with drivers, quintiles x SHR, imaging."""
+    current = data.period_rows(period).merge(data.regions[["region_id", "parent_name"]], on="region_id", how="left",
+                                             suffixes=("", "_r"))  # fmt: skip
+    highest = current.dropna(subset=["shr"]).sort_values(["shr", "region_id"], ascending=[False, True]).head(top)
+    quintiles = [
+        {"quintile": int(q), "regions": len(g), "hidden": int(g["suppressed"].sum()),
+         "pooled_shr": f"{g['cases'].sum() / g['expected_cases'].sum():.2f}" if g["expected_cases"].notna().any() else "not available"}
+        for q, g in current.dropna(subset=["composite_quintile"]).groupby("composite_quintile")
+    ]  # fmt: skip
+    context = {
+        **_common(data, f"Hospitalization burden: national summary, {period}", period, run_id),
+        "n_regions": len(current),
+        "n_hidden": int(current["suppressed"].sum()),
+        "highest": [{"name": r["name"], "region_id": r["region_id"], "state": r["parent_name"], "cases": f"{r['cases']:,d}",
+                     "expected": f"{r['expected_cases']:.1f}", "shr": f"{r['shr']:.2f} ({r['shr_lower']:.2f}-{r['shr_upper']:.2f})",
+                     "driver": "not modelled" if pd.isna(r["driver_1"]) else f"{r['driver_1']} ({r['driver_1_shap']:+.2f})"}
+                    for _, r in highest.iterrows()],
+        "quintiles": quintiles,
+        "figures": {
+            "map": data_uri(figures.region_map(shapes, current.set_index("region_id")["shr"], (), f"SHR, {period}")),
+            "ranking": data_uri(figures.shr_ranking(current, (), f"SHR of every region, {period}")),
+        },
+        **_imaging_context(data, current),
+    }  # fmt: skip
+    return Report(NATIONAL, NATIONAL, period, render("national.html.j2", context))
+
+
+def build_reports(
+    data: CatalogData, period: int, level: Level, chosen: Sequence[str] | None, run_id: str
+) -> list[Report]:
+    """The national summary and one report per subject for `period`."""
+    shapes = figures.RegionShapes.from_wkb(data.regions)
+    return [national_report(data, period, shapes, run_id),
+            *(region_report(data, s, period, shapes, run_id) for s in subjects(data, level, chosen))]  # fmt: skip
+
+
+def report_for(data: CatalogData, key: str, period: int, level: Level, run_id: str) -> Report:
+    """One report on demand: `key` is a region_id (parent_id at level parent) or 'national'."""
+    shapes = figures.RegionShapes.from_wkb(data.regions)
+    if key == NATIONAL:
+        return national_report(data, period, shapes, run_id)
+    return region_report(data, subjects(data, level, [key])[0], period, shapes, run_id)
+
+
+def store_report(report: Report, store: ArtifactStore) -> Artifact:
+    """Store one report as a public, content-hashed artifact."""
+    return store.put(report.artifact_name, report.html.encode("utf-8"), kind="report", privacy="public", suffix="html")
+
+
+def report_rows(reports: Sequence[Report], stored: Sequence[Artifact]) -> pd.DataFrame:
+    """The `reports` table rows: subject, period, level, content hash and size of each stored report."""
+    return pd.DataFrame(
+        [{"region_id": r.subject, "period": r.period, "level": r.level, "sha256": a.sha256, "bytes": a.size}
+         for r, a in zip(reports, stored, strict=True)],
+        columns=REPORT_COLUMNS,
+    )  # fmt: skip
