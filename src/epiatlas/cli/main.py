@@ -134,6 +134,32 @@ def query(
         _fail(EpiatlasError(f"query {'in ' + str(file) + ' ' if file else ''}failed: {exc}"))
 
 
+@app.command()
+def report(
+    config: ConfigOption,
+    region: str = typer.Option(..., "--region", help="region_id (parent_id at reports.level parent), or 'national'"),
+    period: int = typer.Option(..., "--period", help="period (year) of the report"),
+) -> None:
+    """Write one regional HTML report from the published catalog (a public warehouse artifact) and print its path."""
+    from epiatlas.artifacts import ArtifactStore
+    from epiatlas.config import load_config
+    from epiatlas.publish import warehouse_for
+    from epiatlas.reports.build import report_for, store_report
+    from epiatlas.reports.inputs import read_catalog_data
+
+    try:
+        cfg = load_config(config)
+        warehouse = warehouse_for(cfg)
+        with warehouse.read_catalog() as con:
+            data = read_catalog_data(con)
+        built = report_for(data, region, period, cfg.reports.level, run_id="on demand (epiatlas report)")
+        artifact = store_report(built, ArtifactStore(warehouse.root / "artifacts"), on_demand=True)
+    except EpiatlasError as exc:
+        _fail(exc)
+        return
+    typer.echo(str(artifact.path))
+
+
 @app.command("contracts-docs")
 def contracts_docs(out: Path = typer.Option(Path("docs/contracts.md"), help="markdown file to write")) -> None:
     """Write the data-contract reference generated from data_contracts/*.yaml."""

@@ -194,9 +194,11 @@ def report_for(data: CatalogData, key: str, period: int, level: Level, run_id: s
     return region_report(data, subjects(data, level, [key])[0], period, shapes, run_id)
 
 
-def store_report(report: Report, store: ArtifactStore) -> Artifact:
-    """Store one report as a public, content-hashed artifact."""
-    return store.put(report.artifact_name, report.html.encode("utf-8"), kind="report", privacy="public", suffix="html")
+def store_report(report: Report, store: ArtifactStore, on_demand: bool = False) -> Artifact:
+    """Store one report as a public, content-hashed artifact; on-demand reports under their own name, so they never
+    replace the file the `reports` table lists."""
+    name = f"{report.artifact_name}_on_demand" if on_demand else report.artifact_name
+    return store.put(name, report.html.encode("utf-8"), kind="report", privacy="public", suffix="html")
 
 
 def report_rows(reports: Sequence[Report], stored: Sequence[Artifact]) -> pd.DataFrame:
