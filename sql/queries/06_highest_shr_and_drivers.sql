@@ -6,8 +6,8 @@ SELECT region_id, name, parent_name AS state, period, cases, round(expected_case
        driver_1, round(driver_1_shap, 3) AS driver_1_shap,
        driver_2, round(driver_2_shap, 3) AS driver_2_shap,
        driver_3, round(driver_3_shap, 3) AS driver_3_shap
-FROM region_profile
+FROM region_profile AS p
 WHERE period = (SELECT max(period) FROM region_profile)
-  AND shr IS NOT NULL
-ORDER BY shr DESC, region_id
+  AND p.shr IS NOT NULL
+ORDER BY p.shr DESC, region_id  -- the unrounded ratio (the alias shr is rounded)
 LIMIT 20;
