@@ -89,7 +89,7 @@ def cxr_model(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> 
         "model_version": artifact.sha256[:12], "arch": trained.arch, "device": trained.device,
         "image_size": settings.image_size, "trained": settings.checkpoint is None,
         "epochs_run": len(trained.history), "best_epoch": trained.best_epoch if len(trained.history) else None,
-        "val_macro_auc": trained.val_macro_auc, "train_seconds": trained.train_seconds,
+        "val_macro_auc": trained.val_macro_auc,
         "n_train": len(split["train"]), "n_val": len(split["val"]),
     }])  # fmt: skip
     contract = load_contract("cxr_model")
@@ -100,6 +100,7 @@ def cxr_model(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> 
             "model_version": artifact.sha256[:12],
             "device": trained.device,
             "val_macro_auc": trained.val_macro_auc,
+            "train_seconds": round(trained.train_seconds, 1),
             "history": dg.MetadataValue.json(trained.history.to_dict("records")),
         },
         check_results=contract_check_results(warehouse, contract),
