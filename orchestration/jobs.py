@@ -32,7 +32,8 @@ def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
         dg.define_asset_job(
             REPORTS_JOB,
             selection=dg.AssetSelection.assets(REPORTS_ASSET),
-            description="Write the regional HTML reports of a period from the published catalog (run by reports_schedule).",
+            description="Write the regional HTML reports of a period from the published catalog "
+            "(run by reports_schedule).",
         ),
         dg.define_asset_job(
             ALL_ASSETS_JOB,

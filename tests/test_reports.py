@@ -20,8 +20,10 @@ from typer.testing import CliRunner
 from epiatlas.cli.main import app
 from epiatlas.config import dump_config, load_config
 from epiatlas.publish import publish_catalog, warehouse_for
+from epiatlas.reports.build import report_for
 from epiatlas.reports.config import ReportsConfig
 from epiatlas.reports.html import external_references
+from epiatlas.reports.inputs import read_catalog_data
 from epiatlas.reports.profile import OUTCOME_COLUMNS, revealed_cells
 from epiatlas.resources import resource_dir
 from orchestration.definitions import build_definitions
@@ -83,7 +85,8 @@ def catalog(run: dict) -> dict[str, pd.DataFrame]:
              "pollutant_exposure", "model_predictions", "cxr_region_summary"]  # fmt: skip
     with warehouse_for(run["cfg"]).read_catalog() as con:
         tables = {n: con.table(n).df() for n in names}
-        tables["queries"] = {p.stem: con.execute(p.read_text(encoding="utf-8")).df() for p in sorted(QUERIES.glob("*.sql"))}
+        queries = sorted(QUERIES.glob("*.sql"))
+        tables["queries"] = {p.stem: con.execute(p.read_text(encoding="utf-8")).df() for p in queries}
     return tables
 
 
@@ -92,7 +95,8 @@ def catalog(run: dict) -> dict[str, pd.DataFrame]:
 
 def test_profile_has_every_region_period(run: dict, catalog: dict) -> None:
     profile = catalog["region_profile"]
-    expected = {(r, p) for r in catalog["regions"]["region_id"] for p in range(run["cfg"].periods.start, run["latest"] + 1)}
+    periods = range(run["cfg"].periods.start, run["latest"] + 1)
+    expected = {(r, p) for r in catalog["regions"]["region_id"] for p in periods}
     assert set(zip(profile["region_id"], profile["period"], strict=True)) == expected
     assert len(profile) == len(expected)
 
@@ -130,7 +134,8 @@ def test_profile_columns_equal_their_source_tables(catalog: dict) -> None:
     assert np.allclose(profile.loc[composite.index, "composite_score"], composite["score"])
     assert (profile.loc[composite.index, "composite_quintile"] == composite["quintile"]).all()
     some = catalog["socioeconomic_indices"].iloc[7]
-    assert profile.loc[(some["region_id"], some["period"]), "index_scores"][some["index"]] == pytest.approx(some["score"])
+    scores = profile.loc[(some["region_id"], some["period"]), "index_scores"]
+    assert scores[some["index"]] == pytest.approx(some["score"])
     first = catalog["region_drivers"].query("outcome == 'cases' and rank == 1").set_index(keys)
     assert len(first) > 0
     assert (profile.loc[first.index, "driver_1"] == first["feature"]).all()
@@ -157,11 +162,12 @@ def _visible(catalog: dict) -> pd.DataFrame:
 def test_query_highest_shr_and_drivers(catalog: dict) -> None:
     result = catalog["queries"]["06_highest_shr_and_drivers"]
     visible = _visible(catalog)
-    latest = visible[visible["period"] == visible["period"].max()].sort_values(["shr", "region_id"], ascending=[False, True])
-    top = latest.head(20)
+    latest = visible[visible["period"] == visible["period"].max()]
+    top = latest.sort_values(["shr", "region_id"], ascending=[False, True]).head(20)
     assert list(result["region_id"]) == list(top["region_id"])
     assert np.allclose(result["shr"], top["shr"].round(3))
-    drivers = catalog["region_drivers"].query("outcome == 'cases' and rank == 2").set_index(["region_id", "period"])["feature"]
+    second = catalog["region_drivers"].query("outcome == 'cases' and rank == 2")
+    drivers = second.set_index(["region_id", "period"])["feature"]
     expected = [drivers.get((r, p)) for r, p in zip(top["region_id"], top["period"], strict=True)]
     assert [None if pd.isna(v) else v for v in result["driver_2"]] == expected
 
@@ -190,7 +196,8 @@ def test_query_imaging_vs_hospitalization(catalog: dict) -> None:
         pneumonia = (n * (group["share_bacterial"] + group["share_viral"] + group["share_covid19"])).sum() / n.sum()
         assert result.loc[region, "images"] == n.sum()
         assert result.loc[region, "pneumonia_share"] == pytest.approx(round(pneumonia, 3), abs=1e-9)
-        assert result.loc[region, "pooled_shr"] == pytest.approx(round(group["cases"].sum() / group["expected_cases"].sum(), 3))
+        pooled = group["cases"].sum() / group["expected_cases"].sum()
+        assert result.loc[region, "pooled_shr"] == pytest.approx(round(pooled, 3))
 
 
 def test_query_trend_per_region(catalog: dict) -> None:
@@ -306,3 +313,15 @@ def test_reports_config_is_strict() -> None:
     for bad in ({"cron": "every day"}, {"level": "state"}, {"enabled": "yes"}, {"regions": []}, {"colour": "red"}):
         with pytest.raises(ValidationError):
             ReportsConfig(**bad)
+
+
+def test_parent_level_report_covers_every_region_of_the_parent(run: dict) -> None:
+    with warehouse_for(run["cfg"]).read_catalog() as con:
+        data = read_catalog_data(con)
+    parent = data.regions.dropna(subset=["parent_id"]).groupby("parent_id").filter(lambda g: len(g) > 1)
+    parent_id = parent["parent_id"].iloc[0]
+    report = report_for(data, parent_id, run["latest"], "parent", run_id="test")
+    text = " ".join(_collect_text(report.html))
+    members = parent[parent["parent_id"] == parent_id]["region_id"]
+    assert report.level == "parent" and all(f"({rid})" in text for rid in members)
+    assert external_references(report.html) == []

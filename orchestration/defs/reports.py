@@ -119,15 +119,17 @@ def build_reports_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
             external += [f"{r.artifact_name}: {ref}" for r in reports for ref in external_references(r.html)]
             with warehouse.connect(()) as con:
                 con.register("_frame", report_rows(reports, stored))
-                written = warehouse.write_table(con, REPORTS, conformed_select(contract, "_frame"), partition=("period", key))
+                select = conformed_select(contract, "_frame")
+                written = warehouse.write_table(con, REPORTS, select, partition=("period", key))
             national = next(a for r, a in zip(reports, stored, strict=True) if r.level == NATIONAL)
             context.add_asset_metadata({**table_metadata(contract, written), "period": int(key),
                                         "national_summary": dg.MetadataValue.path(str(national.path))},
                                        partition_key=key)  # fmt: skip
             context.log.info(f"period {key}: {len(reports)} reports under {store.root}")
-        check = dg.AssetCheckResult(check_name=SELF_CONTAINED, passed=not external,
-                                    description=f"{len(external)} external references",
-                                    metadata={"failing_rows": len(external), "examples": str(external[:5])})  # fmt: skip
+        check = dg.AssetCheckResult(
+            check_name=SELF_CONTAINED, passed=not external, description=f"{len(external)} external references",
+            metadata={"failing_rows": len(external), "examples": str(external[:5])},
+        )  # fmt: skip
         return dg.MaterializeResult(check_results=[*contract_check_results(warehouse, contract), check])
 
     return _reports

@@ -18,6 +18,7 @@ from epiatlas.reports import figures
 from epiatlas.reports.errors import ReportError
 from epiatlas.reports.html import Cell, cell, data_uri, hidden_label, render
 from epiatlas.reports.inputs import NATIONAL, CatalogData
+from epiatlas.reports.profile import N_DRIVERS
 
 Level = Literal["region", "parent"]
 REPORT_COLUMNS = ["region_id", "period", "level", "sha256", "bytes"]
@@ -53,8 +54,8 @@ def subjects(data: CatalogData, level: Level, chosen: Sequence[str] | None = Non
     """The regions (or parent regions) to report on: `chosen`, or all; ReportError naming an unknown one."""
     regions = data.regions
     if level == "region":
-        found = [Subject(r.region_id, level, f"{r.name or r.region_id} ({r.parent_name or 'no parent'})", (r.region_id,))
-                 for r in regions.itertuples()]  # fmt: skip
+        found = [Subject(r.region_id, level, f"{r.name or r.region_id} ({r.parent_name or 'no parent'})",
+                         (r.region_id,)) for r in regions.itertuples()]  # fmt: skip
     else:
         with_parent = regions.dropna(subset=["parent_id"])
         found = [Subject(pid, level, str(g["parent_name"].iloc[0] or pid), tuple(g["region_id"]))
@@ -76,12 +77,11 @@ def _common(data: CatalogData, title: str, period: int, run_id: str) -> dict[str
 
 def _outcome_cells(row: pd.Series, threshold: int) -> list[Cell]:
     hidden = hidden_label(row["suppression"], threshold)
-    ci = "not available" if pd.isna(row["shr"]) else f"{row['shr']:.2f} ({row['shr_lower']:.2f}-{row['shr_upper']:.2f})"
     return [
         cell(row["population"], ",d", None),
         cell(row["cases"], ",d", hidden),
         cell(row["expected_cases"], ".1f", hidden),
-        Cell(hidden, True) if hidden else Cell(ci),
+        Cell(hidden, True) if hidden else Cell(_ci(row)),
         cell(row["crude_rate"], ".1f", hidden),
         cell(row["std_rate"], ".1f", hidden),
         cell(row["glm_fitted"], ".1f", None),
@@ -107,67 +107,105 @@ def _imaging_context(data: CatalogData, rows: pd.DataFrame) -> dict[str, object]
     return {"imaging": _imaging_rows(rows, data.threshold), "shortcut": bool(data.shortcut()), "overlays": overlays}
 
 
-def region_report(data: CatalogData, subject: Subject, period: int, shapes: figures.RegionShapes, run_id: str) -> Report:
+def _ci(row: pd.Series) -> str:
+    """SHR (lower-upper), or "not available"."""
+    if pd.isna(row["shr"]):
+        return "not available"
+    return f"{row['shr']:.2f} ({row['shr_lower']:.2f}-{row['shr_upper']:.2f})"
+
+
+def _driver_figures(rows: pd.DataFrame, names: dict[str, str]) -> list[tuple[str, str]]:
+    """One SHAP bar chart per modelled region: its ranked drivers and their signed contributions."""
+    out = []
+    for _, r in rows.dropna(subset=["driver_1"]).iterrows():
+        ranks = [k for k in range(1, N_DRIVERS + 1) if not pd.isna(r[f"driver_{k}"])]
+        png = figures.drivers([r[f"driver_{k}"] for k in ranks], [float(r[f"driver_{k}_shap"]) for k in ranks],
+                              f"Drivers: {names[r['region_id']]}")  # fmt: skip
+        out.append((names[r["region_id"]], data_uri(png)))
+    return out
+
+
+def _pm25_figures(history: pd.DataFrame, names: dict[str, str]) -> list[tuple[str, str]]:
+    """PM2.5 per period against the guideline, for each region with an assigned value."""
+    return [
+        (names[rid], data_uri(figures.pm25(g, float(g["pm25_guideline"].dropna().iloc[0]), f"PM2.5: {names[rid]}")))
+        for rid, g in history.groupby("region_id")
+        if g["pm25_mean"].notna().any()
+    ]
+
+
+def _index_rows(rows: pd.DataFrame, names: dict[str, str]) -> list[dict[str, object]]:
+    """Every index's score and quintile per region."""
+    out = []
+    for _, r in rows.iterrows():
+        if not isinstance(r["index_scores"], dict):
+            continue
+        for index, score in sorted(r["index_scores"].items()):
+            quintile = r["index_quintiles"].get(index)
+            out.append({"name": names[r["region_id"]], "index": index,
+                        "score": "not available" if score is None else f"{score:.2f}",
+                        "quintile": "not available" if quintile is None else quintile})  # fmt: skip
+    return out
+
+
+def region_report(
+    data: CatalogData, subject: Subject, period: int, shapes: figures.RegionShapes, run_id: str
+) -> Report:
     """The HTML report of one region (or parent region) and period."""
     current = data.period_rows(period)
     mine = current[current["region_id"].isin(subject.region_ids)]
     history = data.profile[data.profile["region_id"].isin(subject.region_ids)]
     names = dict(zip(data.regions["region_id"], data.regions["name"].fillna(data.regions["region_id"]), strict=True))
-    label = f"{subject.title}, {period}"
-    drivers = []
-    for _, r in mine.dropna(subset=["driver_1"]).iterrows():
-        features = [r[f"driver_{k}"] for k in (1, 2, 3) if not pd.isna(r[f"driver_{k}"])]
-        shap = [float(r[f"driver_{k}_shap"]) for k in range(1, len(features) + 1)]
-        drivers.append((names[r["region_id"]], data_uri(figures.drivers(features, shap, f"Drivers: {names[r['region_id']]}"))))
-    pm = [(names[rid], data_uri(figures.pm25(g, float(g["pm25_guideline"].dropna().iloc[0]), f"PM2.5: {names[rid]}")))
-          for rid, g in history.groupby("region_id") if g["pm25_mean"].notna().any()]  # fmt: skip
-    indices = [
-        {"name": names[r["region_id"]], "index": index, "score": f"{score:.2f}",
-         "quintile": "not available" if pd.isna(r["index_quintiles"].get(index)) else r["index_quintiles"][index]}
-        for _, r in mine.iterrows() if isinstance(r["index_scores"], dict)
-        for index, score in sorted(r["index_scores"].items()) if score is not None
-    ]  # fmt: skip
+    parent = f", {len(subject.region_ids)} regions" if subject.level == "parent" else ""
+    shr = current.set_index("region_id")["shr"]
     context = {
         **_common(data, f"Hospitalization burden: {subject.title}", period, run_id),
         "subject": subject.title,
-        "subtitle": f"{'Region' if subject.level == 'region' else 'Parent region'} {subject.key}"
-                    + (f", {len(subject.region_ids)} regions" if subject.level == "parent" else ""),
-        "outcomes": [{"name": names[r["region_id"]], "region_id": r["region_id"], "cells": _outcome_cells(r, data.threshold)}
-                     for _, r in mine.iterrows()],
-        "indices": indices,
+        "subtitle": f"{'Region' if subject.level == 'region' else 'Parent region'} {subject.key}{parent}",
+        "outcomes": [{"name": names[r["region_id"]], "region_id": r["region_id"],
+                      "cells": _outcome_cells(r, data.threshold)} for _, r in mine.iterrows()],
+        "indices": _index_rows(mine, names),
         "figures": {
-            "map": data_uri(figures.region_map(shapes, current.set_index("region_id")["shr"], subject.region_ids,
+            "map": data_uri(figures.region_map(shapes, shr, subject.region_ids,
                                                f"SHR, {period}: {subject.title} outlined")),
-            "ranking": data_uri(figures.shr_ranking(current, subject.region_ids, f"SHR against the other regions, {period}")),
+            "ranking": data_uri(figures.shr_ranking(current, subject.region_ids,
+                                                    f"SHR against the other regions, {period}")),
             "trends": [(names[rid], data_uri(figures.trend(g, f"SHR over periods: {names[rid]}")))
                        for rid, g in history.groupby("region_id")],
-            "drivers": drivers,
-            "pm25": pm,
+            "drivers": _driver_figures(mine, names),
+            "pm25": _pm25_figures(history, names),
         },
         **_imaging_context(data, mine),
     }  # fmt: skip
     return Report(subject.key, subject.level, period, render("region.html.j2", context))
 
 
-def national_report(data: CatalogData, period: int, shapes: figures.RegionShapes, run_id: str, top: int = 10) -> Report:
+def _quintile_rows(current: pd.DataFrame) -> list[dict[str, object]]:
+    """Regions, hidden cells and pooled SHR of the visible cells per composite quintile."""
+    out = []
+    for quintile, g in current.dropna(subset=["composite_quintile"]).groupby("composite_quintile"):
+        expected = g["expected_cases"].sum()
+        pooled = f"{g['cases'].sum() / expected:.2f}" if expected > 0 else "not available"
+        out.append({"quintile": int(quintile), "regions": len(g), "hidden": int(g["suppressed"].sum()),
+                    "pooled_shr": pooled})  # fmt: skip
+    return out
+
+
+def national_report(
+    data: CatalogData, period: int, shapes: figures.RegionShapes, run_id: str, top: int = 10
+) -> Report:
     """The national summary of one period: map, ranking, highest SHR with drivers, quintiles x SHR, imaging."""
-    current = data.period_rows(period).merge(data.regions[["region_id", "parent_name"]], on="region_id", how="left",
-                                             suffixes=("", "_r"))  # fmt: skip
+    current = data.period_rows(period)
     highest = current.dropna(subset=["shr"]).sort_values(["shr", "region_id"], ascending=[False, True]).head(top)
-    quintiles = [
-        {"quintile": int(q), "regions": len(g), "hidden": int(g["suppressed"].sum()),
-         "pooled_shr": f"{g['cases'].sum() / g['expected_cases'].sum():.2f}" if g["expected_cases"].notna().any() else "not available"}
-        for q, g in current.dropna(subset=["composite_quintile"]).groupby("composite_quintile")
-    ]  # fmt: skip
     context = {
         **_common(data, f"Hospitalization burden: national summary, {period}", period, run_id),
         "n_regions": len(current),
         "n_hidden": int(current["suppressed"].sum()),
-        "highest": [{"name": r["name"], "region_id": r["region_id"], "state": r["parent_name"], "cases": f"{r['cases']:,d}",
-                     "expected": f"{r['expected_cases']:.1f}", "shr": f"{r['shr']:.2f} ({r['shr_lower']:.2f}-{r['shr_upper']:.2f})",
-                     "driver": "not modelled" if pd.isna(r["driver_1"]) else f"{r['driver_1']} ({r['driver_1_shap']:+.2f})"}
-                    for _, r in highest.iterrows()],
-        "quintiles": quintiles,
+        "highest": [{"name": r["name"], "region_id": r["region_id"], "state": r["parent_name"],
+                     "cases": f"{r['cases']:,d}", "expected": f"{r['expected_cases']:.1f}", "shr": _ci(r),
+                     "driver": "not modelled" if pd.isna(r["driver_1"])
+                     else f"{r['driver_1']} ({r['driver_1_shap']:+.2f})"} for _, r in highest.iterrows()],
+        "quintiles": _quintile_rows(current),
         "figures": {
             "map": data_uri(figures.region_map(shapes, current.set_index("region_id")["shr"], (), f"SHR, {period}")),
             "ranking": data_uri(figures.shr_ranking(current, (), f"SHR of every region, {period}")),

@@ -17,6 +17,7 @@ from epiatlas.models.plots import _figure, _png, _ratio_axis
 
 HIGHLIGHT, OTHERS, HIDDEN = "#d62728", "#7f7f7f", "#d9d9d9"
 SIZE = "full"
+MINOR_LABELS = {"0.2", "0.3", "0.5", "2", "3", "5"}  # labelled minor ticks of the log SHR colour bar
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,15 @@ def region_map(shapes: RegionShapes, shr: pd.Series, highlight: Sequence[str], t
     """
     from matplotlib.collections import PathCollection
     from matplotlib.colors import LogNorm
+    from matplotlib.ticker import FuncFormatter
 
     values = shr.reindex(list(shapes.region_ids)).to_numpy(float)
     fig, (ax,) = _figure(5.0, 3.8, SIZE)
     known = np.isfinite(values) & (values > 0)
     span = max(np.nanquantile(np.abs(np.log(values[known])), 0.98), 0.1) if known.any() else 1.0
     collection = PathCollection([p for p, k in zip(shapes.paths, known, strict=True) if k], cmap="RdBu_r",
-                                norm=LogNorm(np.exp(-span), np.exp(span)), linewidths=0.1, edgecolors="white")  # fmt: skip
+                                norm=LogNorm(np.exp(-span), np.exp(span)), linewidths=0.1,
+                                edgecolors="white")  # fmt: skip
     collection.set_array(values[known])
     ax.add_collection(PathCollection([p for p, k in zip(shapes.paths, known, strict=True) if not k],
                                      facecolors=HIDDEN, linewidths=0.1, edgecolors="white"))  # fmt: skip
@@ -66,7 +69,9 @@ def region_map(shapes: RegionShapes, shr: pd.Series, highlight: Sequence[str], t
     chosen = set(highlight)
     ax.add_collection(PathCollection([p for r, p in zip(shapes.region_ids, shapes.paths, strict=True) if r in chosen],
                                      facecolors="none", edgecolors=HIGHLIGHT, linewidths=1.5))  # fmt: skip
-    fig.colorbar(collection, ax=ax, shrink=0.6, label="SHR (grey: suppressed or no value)")
+    bar = fig.colorbar(collection, ax=ax, shrink=0.6, label="SHR (grey: suppressed or no value)")
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
+    bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.2g}" if f"{v:.2g}" in MINOR_LABELS else ""))
     x0, y0, x1, y1 = shapes.bounds
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)

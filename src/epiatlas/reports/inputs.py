@@ -66,19 +66,26 @@ def read_catalog_data(con: duckdb.DuckDBPyConnection) -> CatalogData:
     tables = _tables(con)
     if missing := [t for t in REQUIRED if t not in tables]:
         raise ReportError(f"the published catalog lacks {', '.join(missing)}: run the pipeline (`epiatlas run "
-                          "--config FILE`), which builds region_profile and publishes it, before writing reports")  # fmt: skip
+                          "--config FILE`), which builds region_profile and publishes it, before writing "
+                          "reports")  # fmt: skip
     profile = con.execute("SELECT * FROM region_profile ORDER BY region_id, period").df()
-    regions = con.execute("SELECT region_id, name, parent_id, parent_name, geometry FROM regions ORDER BY region_id").df()
+    regions = con.execute(
+        "SELECT region_id, name, parent_id, parent_name, geometry FROM regions ORDER BY region_id"
+    ).df()
     info = {k: str(v) for k, v in con.execute("SELECT * FROM catalog_info").df().iloc[0].items()}
     evaluation = con.table("cxr_evaluation").df() if "cxr_evaluation" in tables else None
     overlays = ()
     if "cxr_figures" in tables:
-        rows = con.execute("SELECT name, description, png FROM cxr_figures WHERE name LIKE 'cxr_overlay_%' ORDER BY name")
+        rows = con.execute(
+            "SELECT name, description, png FROM cxr_figures WHERE name LIKE 'cxr_overlay_%' ORDER BY name"
+        )
         overlays = tuple((n, d, bytes(p)) for n, d, p in rows.fetchall())
     return CatalogData(profile, regions, info, evaluation, overlays, _versions(con, tables, profile, info))
 
 
-def _versions(con: duckdb.DuckDBPyConnection, tables: set[str], profile: pd.DataFrame, info: dict[str, str]) -> dict[str, str]:
+def _versions(
+    con: duckdb.DuckDBPyConnection, tables: set[str], profile: pd.DataFrame, info: dict[str, str]
+) -> dict[str, str]:
     """Data and model versions for the provenance section."""
     rows = pd.util.hash_pandas_object(profile.drop(columns=["index_scores", "index_quintiles"]), index=False)
     versions = {
@@ -86,7 +93,8 @@ def _versions(con: duckdb.DuckDBPyConnection, tables: set[str], profile: pd.Data
         "region_profile content hash": hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()[:16],
     }
     if "glm_fit" in tables:
-        for outcome, family, alpha in con.execute("SELECT outcome, family, alpha FROM glm_fit ORDER BY outcome").fetchall():
+        fits = con.execute("SELECT outcome, family, alpha FROM glm_fit ORDER BY outcome").fetchall()
+        for outcome, family, alpha in fits:
             versions[f"GLM ({outcome})"] = f"{family}, elastic-net penalty {alpha:.3g}"
     if "cxr_model" in tables:
         for version, arch, device in con.execute("SELECT model_version, arch, device FROM cxr_model").fetchall():

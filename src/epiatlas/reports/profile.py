@@ -67,8 +67,8 @@ def _indices(indices: pd.DataFrame | None) -> pd.DataFrame:
     maps = pd.DataFrame(
         [
             {"region_id": region, "period": period,
-             "index_scores": {k: (None if pd.isna(s) else float(s)) for k, s in zip(g["index"], g["score"], strict=True)},
-             "index_quintiles": {k: (None if pd.isna(q) else int(q)) for k, q in zip(g["index"], g["quintile"], strict=True)}}
+             "index_scores": _by_index(g["index"], g["score"], float),
+             "index_quintiles": _by_index(g["index"], g["quintile"], int)}
             for (region, period), g in ordered.groupby(KEYS, sort=True)
         ]
     )  # fmt: skip
@@ -76,6 +76,11 @@ def _indices(indices: pd.DataFrame | None) -> pd.DataFrame:
         columns={"score": "composite_score", "quintile": "composite_quintile"}
     )
     return maps.merge(composite, on=KEYS, how="left", validate="1:1")[[*KEYS, *columns]]
+
+
+def _by_index(names: pd.Series, values: pd.Series, kind: type) -> dict[str, object]:
+    """{index name: value} with missing values as None."""
+    return {k: (None if pd.isna(v) else kind(v)) for k, v in zip(names, values, strict=True)}
 
 
 def _pm25(exposure: pd.DataFrame | None) -> pd.DataFrame:
