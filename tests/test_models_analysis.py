@@ -68,3 +68,16 @@ def test_unknown_covariate_is_named(frame: pd.DataFrame) -> None:
 def test_glm_options_are_validated_at_the_edge() -> None:
     with pytest.raises(ValueError, match="l1_ration"):
         ModelsConfig.model_validate({"glm": {"l1_ration": 0.5}})
+
+
+def test_single_period_without_pollution_or_indices_on_user_covariates_only(frame: pd.DataFrame) -> None:
+    """Region-level input of one period, no exposure, no indices: the user's own covariates carry the model."""
+    one = frame[frame["period"] == 2021].drop(columns=["pm25", "index_a", "index_b", "index_composite"])
+    one = one.assign(clinics=frame.loc[frame["period"] == 2021, "index_a"].to_numpy() + 0.1)
+    config = ModelsConfig.model_validate({"glm": {"bootstrap": 0, "moran_permutations": 19}, "severity": False})
+    models = fit_burden_models(one, config)
+    assert models.covariates == ["clinics"]
+    assert models.severity is None
+    coefficients = models.tables["glm_coefficients"].set_index("term")
+    assert coefficients.loc["clinics", "rate_ratio"] > 1.0  # simulated from 0.3 x index_a
+    assert set(models.tables["model_predictions"]["period"]) == {2021}
