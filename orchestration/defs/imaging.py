@@ -14,6 +14,7 @@ from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
 from epiatlas.imaging.pipeline import (
     PROBABILITY_COLUMNS,
+    QUARANTINE_SOURCE,
     evaluation_groups,
     overlay_sample,
     prepare_images,
@@ -27,7 +28,6 @@ from orchestration.resources import EpiatlasResource
 
 GROUP = "imaging"
 CHECKPOINT = "cxr_classifier"
-IMAGE_QUARANTINE = "cxr_images"
 
 
 
@@ -56,7 +56,7 @@ def cxr_images(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) ->
     prepared = prepare_images(manifest, cfg.imaging, cfg.sources.cxr_manifest.path.name)
     contract = load_contract("cxr_images")
     written = write_conformed(warehouse, contract, prepared.images)
-    warehouse.write_frame("quarantine", prepared.quarantine, partition=("source", IMAGE_QUARANTINE))
+    write_conformed(warehouse, load_contract("quarantine"), prepared.quarantine, partition=("source", QUARANTINE_SOURCE))
     context.log.info(f"images: {prepared.counts}")
     return dg.MaterializeResult(
         metadata={**table_metadata(contract, written), **prepared.counts},

@@ -9,6 +9,7 @@ from epiatlas.config import EpiatlasConfig, SourceConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.checks import referenced_tables
 from epiatlas.covariates.source import covariate_table
+from epiatlas.imaging.pipeline import QUARANTINE_SOURCE
 from epiatlas.ingest import ingest_source
 from epiatlas.publish import warehouse_for
 from epiatlas.quality import REGIONS_CHECK, Reconciliation, TableCheck, regions_kept_check
@@ -153,5 +154,6 @@ def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """Assets (with their checks) for the sources this configuration has."""
     sources = list(cfg.sources.configured())
     covariates = [covariate_table(name) for name in cfg.covariates]  # their assets: orchestration.defs.covariates
-    summary = build_quarantine_summary(sources + covariates)
+    images = [QUARANTINE_SOURCE] if cfg.imaging is not None else []  # written by orchestration.defs.imaging
+    summary = build_quarantine_summary(sources + covariates + images)
     return dg.Definitions(assets=[build_ingest_asset(s) for s in sources] + [summary])

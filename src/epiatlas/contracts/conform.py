@@ -19,8 +19,14 @@ def conformed_select(contract: Contract, relation: str) -> str:
     return f"SELECT {columns} FROM {ident(relation)}"
 
 
-def write_conformed(warehouse: Warehouse, contract: Contract, frame: pd.DataFrame) -> WrittenTable:
-    """Store a computed frame as the contract's table, with the contract's column order and types."""
+def write_conformed(
+    warehouse: Warehouse, contract: Contract, frame: pd.DataFrame, partition: tuple[str, str] | None = None
+) -> WrittenTable:
+    """Store a computed frame as the contract's table (or one partition), with its column order and types.
+
+    Typing matters most for an empty frame: pandas gives its columns no type, and a partition written untyped
+    would record the partition column as NULL for the whole table.
+    """
     with warehouse.connect(()) as con:
         con.register("_frame", frame)
-        return warehouse.write_table(con, contract.name, conformed_select(contract, "_frame"))
+        return warehouse.write_table(con, contract.name, conformed_select(contract, "_frame"), partition)

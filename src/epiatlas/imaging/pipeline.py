@@ -17,6 +17,7 @@ from epiatlas.imaging.dedup import find_duplicates, grouped_split
 from epiatlas.imaging.manifest import validate_images
 
 PROBABILITY_COLUMNS = [f"p_{c}" for c in CLASSES]
+QUARANTINE_SOURCE = "cxr_images"  # the images' partition of the quarantine table
 IMAGE_COLUMNS = ["image_id", "path", "region_id", "period", "label", "patient_id", "sex", "age", "view",
                  "lung_mask_path", "lesion_mask_path", "source", "split", "group"]  # fmt: skip
 AGE_BANDS = [0, 18, 40, 65, 200]
