@@ -58,7 +58,9 @@ def test_definitions_load_with_groups_checks_and_the_catalog_downstream_of_every
     assert any(a == "census" and n.startswith("contract_") for a, n in check_keys)
     catalog = graph.get(dg.AssetKey("catalog"))
     assert catalog.group_name == "publish"
-    assert set(catalog.parent_keys) == graph.get_all_asset_keys() - {catalog.key}, "every other asset, every group"
+    downstream = {dg.AssetKey("reports")}  # the regional reports read the published catalog
+    assert set(catalog.child_keys) == downstream
+    assert set(catalog.parent_keys) == graph.get_all_asset_keys() - {catalog.key} - downstream, "every other asset"
 
 
 def test_multiprocess_run_stores_tables_and_publishes_catalog(demo_run) -> None:
