@@ -24,7 +24,7 @@ from epiatlas.reports.build import report_for
 from epiatlas.reports.config import ReportsConfig
 from epiatlas.reports.html import external_references
 from epiatlas.reports.inputs import read_catalog_data
-from epiatlas.reports.profile import OUTCOME_COLUMNS, revealed_cells
+from epiatlas.reports.profile import OUTCOME_COLUMNS, region_profile, revealed_cells
 from epiatlas.resources import resource_dir
 from orchestration.definitions import build_definitions
 from orchestration.defs.reports import reports_schedule
@@ -255,6 +255,9 @@ def test_region_report_is_self_contained_and_shows_suppression(run: dict) -> Non
     assert len(page.images) >= 4 and all(src.startswith("data:image/png;base64,") for src in page.images)
     assert external_references(html) == [] and "http://" not in html and "https://" not in html
     assert "Methods and provenance" in text and "model_version" in text
+    with warehouse_for(run["cfg"]).read_catalog() as con:
+        (flag,) = con.execute("SELECT estimate FROM cxr_evaluation WHERE metric = 'shortcut_warning'").fetchone()
+    assert ("Shortcut warning" in text) == (flag > 0)
     visible = " ".join(_collect_text(_html(run, run["visible"])))
     assert "SHR (95% CI)" in visible and "Drivers" in visible
 
@@ -325,3 +328,11 @@ def test_parent_level_report_covers_every_region_of_the_parent(run: dict) -> Non
     members = parent[parent["parent_id"] == parent_id]["region_id"]
     assert report.level == "parent" and all(f"({rid})" in text for rid in members)
     assert external_references(report.html) == []
+
+
+def test_profile_without_models_indices_or_imaging_keeps_every_row(catalog: dict) -> None:
+    """A config without the optional groups still gets one row per published cell, its other columns NULL."""
+    profile = region_profile(catalog["published_outcomes"], catalog["regions"])
+    assert len(profile) == len(catalog["published_outcomes"])
+    assert profile[["composite_score", "pm25_mean", "glm_fitted", "driver_1", "n_images"]].isna().all().all()
+    assert revealed_cells(profile, catalog["published_outcomes"]).empty
