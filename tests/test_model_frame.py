@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from epiatlas.errors import ModelError
-from epiatlas.models.frame import model_frame
+from epiatlas.models.frame import join_covariates, model_frame
 
 
 def _outcomes() -> pd.DataFrame:
@@ -52,3 +52,11 @@ def test_missing_outcome_columns_named() -> None:
     regions = pd.DataFrame({"region_id": ["a"], "parent_id": ["P"]})
     with pytest.raises(ModelError, match="expected_cases"):
         model_frame(_outcomes().drop(columns="expected_cases"), regions)
+
+
+def test_covariate_tables_join_on_their_own_keys() -> None:
+    yearly = pd.DataFrame({"region_id": ["a", "a", "b"], "period": [2020, 2021, 2020], "clinics": [1.0, 2.0, 3.0]})
+    static = pd.DataFrame({"region_id": ["a", "b"], "altitude": [100.0, 2000.0]})
+    assert join_covariates([]) is None
+    joined = join_covariates([yearly, static]).sort_values(["region_id", "period"])
+    assert list(joined["altitude"]) == [100.0, 100.0, 2000.0] and list(joined["clinics"]) == [1.0, 2.0, 3.0]

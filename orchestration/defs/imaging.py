@@ -8,7 +8,7 @@ device it ran on.
 import dagster as dg
 import pandas as pd
 
-from epiatlas.artifacts import ArtifactStore
+from epiatlas.artifacts import ArtifactStore, figure_table
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
@@ -16,7 +16,6 @@ from epiatlas.imaging.pipeline import (
     PROBABILITY_COLUMNS,
     QUARANTINE_SOURCE,
     evaluation_groups,
-    overlay_sample,
     prepare_images,
     region_summary,
     suppress_small_groups,
@@ -202,48 +201,27 @@ def cxr_region_summary(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
 @dg.asset(**_asset("cxr_figures", ["cxr_predictions", "cxr_evaluation", "cxr_images"]))
 def cxr_figures(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
     """Evaluation figure; for synthetic data also Grad-CAM overlays per class and the attribution comparison."""
-    import torch
-
-    from epiatlas.imaging import CLASSES
-    from epiatlas.imaging.attribution_compare import compare_attributions
-    from epiatlas.imaging.dataset import CxrDataset
-    from epiatlas.imaging.evaluation import evaluate
-    from epiatlas.imaging.gradcam import gradcam, target_layer
-    from epiatlas.imaging.overlays import overlay_png
+    from epiatlas.imaging.figures import evaluation_figure, overlay_figures
+    from epiatlas.imaging.gradcam import target_layer
 
     cfg = epiatlas.settings()
     warehouse = epiatlas.warehouse()
     with warehouse.connect(["cxr_predictions", "cxr_images"]) as con:
         test = con.execute("SELECT * FROM cxr_predictions WHERE split = 'test' AND label IS NOT NULL "
                            "ORDER BY image_id").df()  # fmt: skip
-        images = con.table("cxr_images").df().set_index("image_id")
-    labels = test["label"].map({c: k for k, c in enumerate(CLASSES)}).to_numpy()
-    figures = [("cxr_roc_confusion", "Held-out ROC curves and confusion matrix.",
-                evaluate(labels, test[PROBABILITY_COLUMNS].to_numpy(), n_boot=0).figure(synthetic=cfg.synthetic))]
+        images = con.table("cxr_images").df()
+    figures = [evaluation_figure(test, cfg.synthetic)]
     if cfg.synthetic:  # never publish real patients' images
         model, arch = _load_model(cfg, warehouse)[0], cfg.imaging.train.arch
         layer = target_layer(model, arch, cfg.imaging.gradcam_layer)
-        sample = overlay_sample(test, cfg.imaging.overlays_per_class)
-        dataset = CxrDataset(images.loc[sample["image_id"]].reset_index(), cfg.imaging.image_root,
-                             cfg.imaging.train.image_size)  # fmt: skip
-        batch = torch.stack([dataset[i]["image"] for i in range(len(dataset))])
-        cam = gradcam(model, layer, batch)
-        for i, row in enumerate(sample.itertuples()):
-            title = f"predicted {row.predicted_class} ({getattr(row, 'p_' + row.predicted_class):.2f}), true {row.label}"
-            figures.append((f"cxr_overlay_{row.predicted_class}_{i}", f"Grad-CAM overlay, image {row.image_id}.",
-                            overlay_png(batch[i], cam.normalised[i].detach().cpu(), title, synthetic=True)))
-        if len(batch):
-            figures.append(("cxr_attribution_comparison", "Grad-CAM, LRP, occlusion and bacterial minus viral.",
-                            compare_attributions(model, batch[0], arch, layer, synthetic=True)))
-    store = ArtifactStore(warehouse.root / "artifacts")
-    stored = [store.put(name, png, kind="figure", privacy="public", suffix="png") for name, _, png in figures]
-    frame = pd.DataFrame({"name": [f[0] for f in figures], "description": [f[1] for f in figures],
-                          "sha256": [a.sha256 for a in stored], "png": [f[2] for f in figures]})  # fmt: skip
+        figures += overlay_figures(model, arch, layer, test, images, cfg.imaging.image_root,
+                                   cfg.imaging.train.image_size, cfg.imaging.overlays_per_class)  # fmt: skip
+    frame = figure_table(ArtifactStore(warehouse.root / "artifacts"), figures)
     contract = load_contract("cxr_figures")
     written = write_conformed(warehouse, contract, frame)
     return dg.MaterializeResult(
         metadata={**table_metadata(contract, written),
-                  **{f"figure_{name}": png_preview(png, name) for name, _, png in figures[:4]}},
+                  **{f"figure_{f.name}": png_preview(f.png, f.name) for f in figures[:4]}},
         check_results=contract_check_results(warehouse, contract),
     )  # fmt: skip
 

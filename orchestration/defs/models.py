@@ -12,7 +12,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from epiatlas.artifacts import ArtifactStore
+from epiatlas.artifacts import ArtifactStore, figure_table
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
@@ -24,7 +24,7 @@ from epiatlas.models.analysis import fit_burden_models
 from epiatlas.models.checks import model_checks
 from epiatlas.models.contiguity import queen_contiguity
 from epiatlas.models.figures import model_figures
-from epiatlas.models.frame import model_frame
+from epiatlas.models.frame import join_covariates, model_frame
 from epiatlas.warehouse import Warehouse
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import png_preview, table_metadata
@@ -152,7 +152,7 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
                 regions,
                 con.table("pollutant_exposure").df() if exposure else None,
                 con.table("socioeconomic_indices").df() if has_indices else None,
-                _covariate_frame(con, covariates),
+                join_covariates([con.table(t).df() for t in covariates]),
             )
             published = con.table("published_outcomes").df()
         models = fit_burden_models(frame, cfg.models, queen_contiguity(regions), published)
@@ -176,18 +176,6 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
         yield from _store(warehouse, models.tables, {"glm_fit": summary}, {"glm_fit": checks})
 
     return _models
-
-
-def _covariate_frame(con, tables: list[str]) -> pd.DataFrame | None:
-    """User covariate tables joined on their keys (region-only tables broadcast over periods by `model_frame`)."""
-    frames = [con.table(t).df() for t in tables]
-    if not frames:
-        return None
-    merged = frames[0]
-    for other in frames[1:]:
-        keys = ["region_id", "period"] if {"period"} <= set(merged.columns) & set(other.columns) else ["region_id"]
-        merged = merged.merge(other, on=keys, how="outer")
-    return merged
 
 
 def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefinition:
@@ -217,17 +205,7 @@ def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefi
         )  # fmt: skip
         figures = model_figures(*args)
         previews = {f.name: f.png for f in model_figures(*args, size="preview")}
-        store = _artifacts(warehouse)
-        stored = [store.put(f.name, f.png, kind="figure", privacy="public", suffix="png") for f in figures]
-        frame = pd.DataFrame(
-            {
-                "name": [f.name for f in figures],
-                "description": [f.description for f in figures],
-                "sha256": [a.sha256 for a in stored],
-                "png": [f.png for f in figures],
-            }
-        )
-        written = write_conformed(warehouse, contract, frame)
+        written = write_conformed(warehouse, contract, figure_table(_artifacts(warehouse), figures))
         return dg.MaterializeResult(
             metadata={
                 **table_metadata(contract, written),

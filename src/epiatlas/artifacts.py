@@ -15,10 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import pandas as pd
+
 from epiatlas.errors import WarehouseError
 
 Privacy = Literal["private", "public"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure: its name, what it shows and its PNG."""
+
+    name: str
+    description: str
+    png: bytes
 
 
 @dataclass(frozen=True)
@@ -84,3 +95,16 @@ class ArtifactStore:
             raise WarehouseError(f"artifact {name!r} is not stored under {self.root} (found {len(found)} versions); "
                                  f"materialize the asset that writes it first")
         return found[0]
+
+
+def figure_table(store: ArtifactStore, figures: list[FigureSpec]) -> pd.DataFrame:
+    """Store each figure as a public PNG artifact; the rows of a figures table (name, description, sha256, png)."""
+    stored = [store.put(f.name, f.png, kind="figure", privacy="public", suffix="png") for f in figures]
+    return pd.DataFrame(
+        {
+            "name": [f.name for f in figures],
+            "description": [f.description for f in figures],
+            "sha256": [a.sha256 for a in stored],
+            "png": [f.png for f in figures],
+        }
+    )

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
+from epiatlas.artifacts import FigureSpec
 from epiatlas.models import plots
 from epiatlas.models.plots import Size
-
-
-@dataclass(frozen=True)
-class FigureSpec:
-    """One figure: its name, what it shows and its PNG."""
-
-    name: str
-    description: str
-    png: bytes
 
 
 def _latest(frame: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,17 @@ def index_columns(indices: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def join_covariates(tables: list[pd.DataFrame]) -> pd.DataFrame | None:
+    """User covariate tables joined on their keys (region x period where both have a period, else region)."""
+    if not tables:
+        return None
+    merged = tables[0]
+    for other in tables[1:]:
+        keys = ["region_id", "period"] if "period" in merged.columns and "period" in other.columns else ["region_id"]
+        merged = merged.merge(other, on=keys, how="outer")
+    return merged
+
+
 def model_frame(
     outcomes: pd.DataFrame,
     regions: pd.DataFrame,

@@ -185,8 +185,6 @@ def fit_gbm(
     Ke G et al. LightGBM: a highly efficient gradient boosting decision tree. NeurIPS 2017.
     Hastie T, Tibshirani R, Friedman J. The Elements of Statistical Learning, 2nd ed., 2009, sections 7.10, 10.12.
     """
-    import lightgbm  # noqa: F401  (loads its OpenMP runtime, so that fit_threads can limit it)
-
     settings = settings or GbmSettings()
     rows, keep = model_rows(frame, covariates, outcome, offset_col)
     fold = _folds(frame, keep, folds, settings, group_col)
