@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 # The demo and the UI share one Dagster instance so the demo's runs are there to browse; tests use temporary ones.
 DAGSTER_HOME_DIR ?= $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test ui bench docs clean
+.PHONY: setup system demo test ui bench docs clean
 
-setup: $(VENV)/.installed
+setup: system $(VENV)/.installed
+
+system:  ## Debian's chromium and poppler-utils (PDF reports, rendering checks); installs what is missing
+	bash scripts/system-packages.sh
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
