@@ -17,6 +17,7 @@ from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
 from epiatlas.covariates.source import covariate_table
+from epiatlas.errors import ConfigError
 from epiatlas.indices import fit_indices
 from epiatlas.indices.published import index_tables
 from epiatlas.indices.sources import indicator_table
@@ -24,7 +25,7 @@ from epiatlas.models.analysis import fit_burden_models
 from epiatlas.models.checks import model_checks
 from epiatlas.models.contiguity import queen_contiguity
 from epiatlas.models.figures import model_figures
-from epiatlas.models.frame import join_covariates, model_frame
+from epiatlas.models.frame import imaging_columns, imaging_coverage, join_covariates, model_frame
 from epiatlas.warehouse import Warehouse
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.metadata import png_preview, table_metadata
@@ -128,6 +129,8 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
     covariates = [covariate_table(name) for name in cfg.covariates]
     inputs = ["regions", "region_period_outcomes", "published_outcomes", *exposure, *covariates]
     inputs += ["socioeconomic_indices"] if has_indices else []
+    imaging = list(cfg.models.imaging_covariates)
+    inputs += ["cxr_region_summary"] if imaging else []  # the public, suppressed summary; never per-image rows
 
     @dg.multi_asset(
         name="count_models",
@@ -147,12 +150,14 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
         warehouse = epiatlas.warehouse()
         with warehouse.connect(inputs) as con:
             regions = con.execute("SELECT region_id, parent_id, geometry FROM regions ORDER BY region_id").df()
+            summary = con.table("cxr_region_summary").df() if imaging else None
             frame = model_frame(
                 con.table("region_period_outcomes").df(),
                 regions,
                 con.table("pollutant_exposure").df() if exposure else None,
                 con.table("socioeconomic_indices").df() if has_indices else None,
                 join_covariates([con.table(t).df() for t in covariates]),
+                imaging_columns(summary, imaging) if imaging else None,
             )
             published = con.table("published_outcomes").df()
         models = fit_burden_models(frame, cfg.models, queen_contiguity(regions), published)
@@ -163,7 +168,10 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
             "family": str(fit.loc["cases", "family"]),
             "alpha": float(fit.loc["cases", "alpha"]),
             "deviance_explained": float(fit.loc["cases", "deviance_explained"]),
+            "region_periods_used": int(fit.loc["cases", "n"]),
             "rows_dropped_missing_covariates": int(fit.loc["cases", "n_dropped"]),
+            "rows_dropped_by_reason": str(fit.loc["cases", "dropped_reasons"]),
+            **(imaging_coverage(frame, summary) if summary is not None else {}),
             "covariates": ", ".join(models.covariates),
             "top_drivers": ", ".join(models.top_drivers()),
             "seconds_per_step": dg.MetadataValue.json(models.timings),
@@ -219,6 +227,8 @@ def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefi
 
 def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """The models group for this configuration (indices only when indicator tables are configured)."""
+    if problem := cfg.models.imaging_problem(cfg.imaging is not None):
+        raise ConfigError(problem)
     has_indices = bool(_indicator_sources(cfg))
     assets = [build_models_asset(cfg, has_indices), build_figures_asset(cfg, has_indices)]
     if has_indices:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from epiatlas.errors import ModelError
-from epiatlas.models.config import ModelsConfig
+from epiatlas.models.config import CLASS_WEIGHTS, ModelsConfig
 from epiatlas.models.design import OFFSET_COLUMNS
 from epiatlas.models.explain import ShapResult, mean_abs_shap, partial_dependence, region_drivers, shap_table, tree_shap
 from epiatlas.models.frame import OUTCOME_COLUMNS
@@ -23,7 +23,8 @@ from epiatlas.models.gbm import GbmResult, fit_gbm
 from epiatlas.models.glm import CountModelResult, fit_count_model, fit_severity_model
 
 PERIOD_FEATURE = "period_trend"
-NOT_COVARIATES = {*OUTCOME_COLUMNS, "parent_id", "index_composite"}
+# Imaging class shares enter through models.imaging_covariates only, never by default.
+NOT_COVARIATES = {*OUTCOME_COLUMNS, "parent_id", "index_composite", *CLASS_WEIGHTS}
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class BurdenModels:
 def default_covariates(frame: pd.DataFrame) -> list[str]:
     """Every socioeconomic index (not the composite), PM2.5 (`pm25`) and every user covariate column.
 
+    Imaging class shares never enter by default; `fit_burden_models` appends those of models.imaging_covariates.
+
     Other pollutants enter only when named in models.covariates: each one's missing regions are dropped from the
     fit (complete cases), so adding every pollutant by default would shrink the data to the regions monitored for
     all of them. The composite index is the first unrotated factor, nearly a linear combination of the rotated
@@ -84,17 +87,18 @@ def fit_burden_models(
     Parameters
     ----------
     frame : one row per region x period from `model_frame`.
-    config : the `models:` config section.
+    config : the `models:` config section; its imaging_covariates must be columns of `frame` (`imaging_columns`).
     contiguity : libpysal W over region ids for Moran's I of the GLM residuals (optional).
     published : the published outcomes (region_id, period, cases, deaths, severe_cases with suppressed cells
         NULL); residuals are blanked wherever the outcome they would reveal is blank there. Without it every
         residual is blanked.
     """
-    covariates = config.covariates or default_covariates(frame)
+    covariates = [*(config.covariates or default_covariates(frame)), *config.imaging_covariates]
     unknown = sorted(set(covariates) - set(frame.columns))
     if unknown:
         raise ModelError(
-            f"models.covariates names {unknown}, which the model frame does not have; "
+            f"models.covariates or models.imaging_covariates name {unknown}, which the model frame does not have "
+            f"(imaging columns come from cxr_region_summary); "
             f"available: {default_covariates(frame) + ['index_composite']}"
         )
     settings = config.glm_settings(covariates)

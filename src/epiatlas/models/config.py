@@ -6,12 +6,24 @@ typo fails at `check-config`, not half-way through a run.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from epiatlas.models.gbm import GbmSettings
 from epiatlas.models.settings import ModelSettings
+
+ImagingCovariate = Literal["share_normal", "share_bacterial", "share_viral", "share_covid19", "share_pneumonia"]
+# Each imaging covariate as its weights on the classifier's four class shares (normal, bacterial, viral, covid19);
+# share_pneumonia is derived: bacterial + viral + covid19 = 1 - share_normal.
+CLASS_WEIGHTS: dict[str, tuple[int, int, int, int]] = {
+    "share_normal": (1, 0, 0, 0),
+    "share_bacterial": (0, 1, 0, 0),
+    "share_viral": (0, 0, 1, 0),
+    "share_covid19": (0, 0, 0, 1),
+    "share_pneumonia": (0, 1, 1, 1),
+}
 
 
 class ModelsConfig(BaseModel):
@@ -27,6 +39,12 @@ class ModelsConfig(BaseModel):
     )
     glm: dict[str, Any] = Field(default_factory=dict, description="ModelSettings options other than covariates")
     gbm: GbmSettings = GbmSettings()
+    imaging_covariates: list[ImagingCovariate] = Field(
+        default_factory=list,
+        description="columns of the public cxr_region_summary joined per region and period as covariates (needs the "
+        "imaging: section); default none. Region-periods without a published summary (no images, or suppressed) "
+        "have no value and are left out of the fits (complete cases, counted in glm_fit and glm_coefficients)",
+    )
     severity: bool = Field(True, description="also fit the binomial severity model (deaths or severe cases)")
     pdp_grid_points: int = Field(20, ge=2)
     pdp_max_rows: int = Field(500, ge=10, description="rows averaged over for partial dependence and ICE")
@@ -41,6 +59,28 @@ class ModelsConfig(BaseModel):
         except ValidationError as exc:
             raise ValueError(f"models.glm: {exc}") from exc
         return v
+
+    @model_validator(mode="after")
+    def _imaging_covariates(self) -> ModelsConfig:
+        chosen = self.imaging_covariates
+        if len(set(chosen)) < len(chosen):
+            raise ValueError(f"models.imaging_covariates {chosen} names a column twice; name each once")
+        both = sorted(set(chosen) & set(self.covariates or []))
+        if both:
+            raise ValueError(f"{both} are in both models.covariates and models.imaging_covariates; "
+                             "name imaging columns only in models.imaging_covariates")
+        weights = np.array([(1, 1, 1, 1), *(CLASS_WEIGHTS[c] for c in chosen)])  # the intercept, then each choice
+        if np.linalg.matrix_rank(weights) < len(weights):
+            raise ValueError(f"models.imaging_covariates {chosen} add up to a constant or to one another (the four "
+                             "class shares sum to 1, share_pneumonia = 1 - share_normal); drop one of them")
+        return self
+
+    def imaging_problem(self, has_imaging: bool) -> str | None:
+        """Why the imaging covariates cannot be used in a config with or without an `imaging:` section, else None."""
+        if self.imaging_covariates and not has_imaging:
+            return (f"models.imaging_covariates {self.imaging_covariates} need the imaging: section (and "
+                    "sources.cxr_manifest), which this config lacks; add imaging: or set models.imaging_covariates: []")
+        return None
 
     def glm_settings(self, covariates: list[str]) -> ModelSettings:
         """The GLM settings for the resolved covariates."""

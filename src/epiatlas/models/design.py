@@ -43,6 +43,11 @@ class Design:
         return int(sum(self.dropped.values()))
 
     @property
+    def dropped_reasons(self) -> str:
+        """Rows left out per reason ('missing pm25: 10, missing cases: 2'), or 'none'."""
+        return _describe(self.dropped) or "none"
+
+    @property
     def covariates(self) -> list[str]:
         """Names of the (penalized) covariates, in settings order."""
         return list(self.covariate_sd.index)

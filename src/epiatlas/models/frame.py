@@ -1,7 +1,8 @@
 """The modelling table: one row per region x period with outcomes, offsets and every candidate covariate.
 
 Exposures arrive long (one row per pollutant) and indices long (one row per index); both are pivoted to one
-column each (`pm25`, `index_<name>`). User covariates without a period apply to every period.
+column each (`pm25`, `index_<name>`). User covariates without a period apply to every period. Imaging covariates
+come from the public, suppressed `cxr_region_summary` only (never per-image rows).
 """
 
 from __future__ import annotations
@@ -27,6 +28,24 @@ def index_columns(indices: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def imaging_columns(summary: pd.DataFrame, chosen: list[str]) -> pd.DataFrame:
+    """The chosen class shares per region x period of the published rows (suppressed rows are NULL already).
+
+    `share_pneumonia` is derived as share_bacterial + share_viral + share_covid19; a NULL part keeps it NULL.
+    """
+    out = summary.assign(share_pneumonia=summary["share_bacterial"] + summary["share_viral"] + summary["share_covid19"])
+    return out.loc[~out["suppressed"].astype(bool), ["region_id", "period", *chosen]]
+
+
+def imaging_coverage(frame: pd.DataFrame, summary: pd.DataFrame) -> dict[str, int]:
+    """Region-periods of the model frame with a published imaging summary, a suppressed one, or no images."""
+    cells = frame[["region_id", "period"]].merge(summary[["region_id", "period", "suppressed"]], how="left")
+    status = cells["suppressed"].map({False: "with_imaging", True: "imaging_suppressed"}).fillna("without_images")
+    counts = status.value_counts()
+    return {f"region_periods_{s}": int(counts.get(s, 0))
+            for s in ("with_imaging", "imaging_suppressed", "without_images")}  # fmt: skip
+
+
 def join_covariates(tables: list[pd.DataFrame]) -> pd.DataFrame | None:
     """User covariate tables joined on their keys (region x period where both have a period, else region)."""
     if not tables:
@@ -44,10 +63,12 @@ def model_frame(
     exposure: pd.DataFrame | None = None,
     indices: pd.DataFrame | None = None,
     covariates: pd.DataFrame | None = None,
+    imaging: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Join outcomes with the parent region and every covariate source; rows are never dropped here.
 
-    Missing covariates stay NULL (NaN) so the model step can count and report the rows it drops.
+    Missing covariates stay NULL (NaN) so the model step can count and report the rows it drops. `imaging` is
+    `imaging_columns` of the region summary (regions without images or with a suppressed summary stay NULL).
     """
     missing = [c for c in OUTCOME_COLUMNS if c not in outcomes.columns]
     if missing:
@@ -57,6 +78,7 @@ def model_frame(
     for extra in (
         exposure_columns(exposure) if exposure is not None and len(exposure) else None,
         index_columns(indices) if indices is not None and len(indices) else None,
+        imaging,
     ):
         if extra is not None:
             frame = frame.merge(extra, on=keys, how="left")

@@ -263,6 +263,8 @@ def _coefficients(
             "covariate_sd": sd.where(is_covariate).to_numpy(),
             "estimate_per_unit": per_unit.to_numpy(),
             "inference": "post-selection refit, unpenalized" if penalty else "unpenalized",
+            "n": len(design.y),
+            "dropped_reasons": design.dropped_reasons,
         }
     )
 
@@ -286,6 +288,7 @@ def _fit_row(
             "l1_ratio": settings.l1_ratio if settings.penalty else np.nan,
             "n": len(design.y),
             "n_dropped": design.n_dropped,
+            "dropped_reasons": design.dropped_reasons,
             "deviance": float(refit.deviance),
             "null_deviance": float(refit.null_deviance),
             "deviance_explained": 1.0 - float(refit.deviance) / float(refit.null_deviance),
