@@ -12,6 +12,16 @@ from epiatlas.artifacts import ArtifactStore, figure_table
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
+from epiatlas.imaging.fingerprint import (
+    Fingerprint,
+    TrainingRecord,
+    model_row,
+    new_record,
+    reuse_decision,
+    save_record,
+    training_fingerprint,
+    training_frames,
+)
 from epiatlas.imaging.pipeline import (
     PROBABILITY_COLUMNS,
     QUARANTINE_SOURCE,
@@ -65,45 +75,86 @@ def cxr_images(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) ->
 
 @dg.asset(**_asset("cxr_model", ["cxr_images"], op_tags={"compute": "gpu"}))
 def cxr_model(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
-    """Train the classifier on the train split (or load imaging.train.checkpoint); store it as a private artifact."""
-    from epiatlas.imaging.dataset import CxrDataset
-    from epiatlas.imaging.training import save_checkpoint, train_classifier
-
+    """Train the classifier on the train split unless the stored checkpoint's training fingerprint matches (then
+    reuse it), or load imaging.train.checkpoint; the checkpoint is a private artifact."""
     cfg = epiatlas.settings()
     warehouse = epiatlas.warehouse()
-    settings = cfg.imaging.train
     with warehouse.connect(["cxr_images"]) as con:
-        images = con.table("cxr_images").df()
-    split = {s: CxrDataset(images[images["split"] == s].reset_index(drop=True), cfg.imaging.image_root,
-                           settings.image_size) for s in ("train", "val")}  # fmt: skip
-
-    def progress(row: dict) -> None:
-        context.log.info(f"epoch {row['epoch']}: val macro AUC {row['val_macro_auc']:.3f}")
-
-    trained = train_classifier(split["train"], split["val"], settings, on_epoch=progress)
-    artifact = ArtifactStore(warehouse.root / "artifacts").put(
-        CHECKPOINT, save_checkpoint(trained), kind="model", privacy="private", suffix="pt"
-    )
-    record = pd.DataFrame([{
-        "model_version": artifact.sha256[:12], "arch": trained.arch, "device": trained.device,
-        "image_size": settings.image_size, "trained": settings.checkpoint is None,
-        "epochs_run": len(trained.history), "best_epoch": trained.best_epoch if len(trained.history) else None,
-        "val_macro_auc": trained.val_macro_auc,
-        "n_train": len(split["train"]), "n_val": len(split["val"]),
-    }])  # fmt: skip
+        frames = training_frames(con.table("cxr_images").df())
+    store = ArtifactStore(warehouse.root / "artifacts")
+    row, provenance = (_own_checkpoint(context, cfg, frames, store) if cfg.imaging.train.checkpoint is not None
+                       else _trained_or_reused(context, cfg, frames, store))  # fmt: skip
     contract = load_contract("cxr_model")
-    written = write_conformed(warehouse, contract, record)
+    written = write_conformed(warehouse, contract, pd.DataFrame([row]))
     return dg.MaterializeResult(
-        metadata={
-            **table_metadata(contract, written),
-            "model_version": artifact.sha256[:12],
-            "device": trained.device,
-            "val_macro_auc": trained.val_macro_auc,
-            "train_seconds": round(trained.train_seconds, 1),
-            "history": dg.MetadataValue.json(trained.history.to_dict("records")),
-        },
+        metadata={**table_metadata(contract, written), "model_version": row["model_version"], "device": row["device"],
+                  "val_macro_auc": row["val_macro_auc"], **provenance},
         check_results=contract_check_results(warehouse, contract),
-    )
+    )  # fmt: skip
+
+
+def _datasets(cfg: EpiatlasConfig, frames: dict[str, pd.DataFrame]) -> dict[str, object]:
+    """The train and val CxrDatasets at the training image size."""
+    from epiatlas.imaging.dataset import CxrDataset
+
+    return {s: CxrDataset(f, cfg.imaging.image_root, cfg.imaging.train.image_size) for s, f in frames.items()}
+
+
+def _trained_or_reused(
+    context: dg.AssetExecutionContext, cfg: EpiatlasConfig, frames: dict[str, pd.DataFrame], store: ArtifactStore
+) -> tuple[dict, dict]:
+    """The cxr_model row and provenance metadata: the stored checkpoint when its fingerprint matches, else trained."""
+    settings = cfg.imaging.train
+    fingerprint = training_fingerprint(frames, settings)
+    decision = reuse_decision(store, CHECKPOINT, fingerprint, settings.retrain)
+    record = decision.record
+    if record is not None:
+        context.log.info(f"reusing checkpoint {record.model['model_version']} (fingerprint {fingerprint.digest}), "
+                         f"trained {record.trained_at} by run {record.run_id}: inputs unchanged")  # fmt: skip
+        train_seconds = 0.0
+    else:
+        context.log.info(f"training {settings.arch} (fingerprint {fingerprint.digest}): {decision.reason}")
+        record = _train(context, cfg, frames, store, fingerprint)
+        train_seconds = record.train_seconds
+    return record.model, {
+        "reused": decision.reuse, "reason": decision.reason, "fingerprint": fingerprint.digest,
+        "fingerprint_components": dg.MetadataValue.json(fingerprint.hashes),
+        "trained_at": record.trained_at, "trained_by_run": record.run_id, "train_seconds": train_seconds,
+        "history": dg.MetadataValue.json(record.history),
+    }  # fmt: skip
+
+
+def _train(
+    context: dg.AssetExecutionContext, cfg: EpiatlasConfig, frames: dict[str, pd.DataFrame], store: ArtifactStore,
+    fingerprint: Fingerprint,
+) -> TrainingRecord:
+    """Train, store the checkpoint and its training record; the record."""
+    from epiatlas.imaging.training import epoch_line, save_checkpoint, train_classifier
+
+    settings = cfg.imaging.train
+    split = _datasets(cfg, frames)
+    trained = train_classifier(split["train"], split["val"], settings,
+                               on_epoch=lambda row: context.log.info(epoch_line(row, settings.epochs)))  # fmt: skip
+    artifact = store.put(CHECKPOINT, save_checkpoint(trained), kind="model", privacy="private", suffix="pt")
+    row = model_row(trained, artifact.sha256, len(split["train"]), len(split["val"]))
+    record = new_record(artifact.sha256, fingerprint, row, trained.history, trained.train_seconds, context.run.run_id)
+    save_record(store, CHECKPOINT, record)
+    return record
+
+
+def _own_checkpoint(
+    context: dg.AssetExecutionContext, cfg: EpiatlasConfig, frames: dict[str, pd.DataFrame], store: ArtifactStore
+) -> tuple[dict, dict]:
+    """The cxr_model row and metadata of imaging.train.checkpoint (bring your own), scored on the val split."""
+    from epiatlas.imaging.training import load_classifier, save_checkpoint
+
+    split = _datasets(cfg, frames)
+    loaded = load_classifier(split["val"], cfg.imaging.train)
+    artifact = store.put(CHECKPOINT, save_checkpoint(loaded), kind="model", privacy="private", suffix="pt")
+    context.log.info(f"loaded checkpoint {cfg.imaging.train.checkpoint} as model {artifact.sha256[:12]}")
+    return model_row(loaded, artifact.sha256, len(split["train"]), len(split["val"])), {
+        "reused": False, "reason": "imaging.train.checkpoint is set: loaded, not trained", "train_seconds": 0.0,
+    }
 
 
 def _load_model(cfg: EpiatlasConfig, warehouse: Warehouse) -> tuple[object, str]:

@@ -6,6 +6,7 @@ resized), so a naive merge puts copies on both sides of a split and lets the lab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +83,35 @@ def pair_correlations(vectors: np.ndarray, first: np.ndarray, second: np.ndarray
     return out
 
 
+@dataclass(frozen=True)
+class ImageSignatures:
+    """Per image, in manifest order: sha256 of the decoded pixels, 64-bit pHash, standardised 32 x 32 thumbnail."""
+
+    digests: list[str]
+    hashes: np.ndarray
+    thumbs: np.ndarray
+
+
+def image_signatures(manifest: pd.DataFrame, root: Path) -> ImageSignatures:
+    """Decode every image of `manifest` (paths under `root`) once and compute its signatures."""
+    digests, hashes, vectors = [], [], []
+    for relative in manifest["path"]:
+        pixels = read_image(resolve_under(root, relative))
+        thumb = thumbnail(pixels)
+        digests.append(pixel_digest(pixels))
+        hashes.append(perceptual_hash(thumb))
+        vectors.append(_standardised(thumb))
+    return ImageSignatures(digests, np.array(hashes, dtype=np.uint64),
+                           np.array(vectors, dtype=np.float32).reshape(len(manifest), -1))  # fmt: skip
+
+
 def find_duplicates(manifest: pd.DataFrame, root: Path, threshold: int = NEAR_THRESHOLD,
+                    min_correlation: float = MIN_CORRELATION) -> pd.DataFrame:
+    """Pairs of images that are exact or near duplicates (see `duplicate_pairs`), decoding each image under `root`."""
+    return duplicate_pairs(manifest, image_signatures(manifest, root), threshold, min_correlation)
+
+
+def duplicate_pairs(manifest: pd.DataFrame, signatures: ImageSignatures, threshold: int = NEAR_THRESHOLD,
                     min_correlation: float = MIN_CORRELATION) -> pd.DataFrame:
     """Pairs of images that are exact (same decoded pixels, sha256) or near duplicates, within and across sources.
 
@@ -92,16 +121,8 @@ def find_duplicates(manifest: pd.DataFrame, root: Path, threshold: int = NEAR_TH
     """
     ids = manifest["image_id"].astype(str).to_numpy()
     sources = manifest["source"].to_numpy() if "source" in manifest.columns else np.full(len(ids), None)
-    digests, hashes, vectors = [], [], []
-    for relative in manifest["path"]:
-        pixels = read_image(resolve_under(root, relative))
-        thumb = thumbnail(pixels)
-        digests.append(pixel_digest(pixels))
-        hashes.append(perceptual_hash(thumb))
-        vectors.append(_standardised(thumb))
-    all_hashes = np.array(hashes, dtype=np.uint64)
-    thumbs = np.array(vectors, dtype=np.float32).reshape(len(ids), -1)
-    exact = _exact_pairs(digests)
+    all_hashes, thumbs = signatures.hashes, signatures.thumbs
+    exact = _exact_pairs(signatures.digests)
     near_i, near_j = hamming_pairs(all_hashes, threshold)
     similar = pair_correlations(thumbs, near_i, near_j) >= min_correlation
     near = [(i, j) for i, j in zip(near_i[similar].tolist(), near_j[similar].tolist()) if (i, j) not in exact]

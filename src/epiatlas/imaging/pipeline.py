@@ -13,13 +13,13 @@ import pandas as pd
 from epiatlas.errors import ImagingError
 from epiatlas.imaging import CLASSES
 from epiatlas.imaging.config import ImagingConfig
-from epiatlas.imaging.dedup import find_duplicates, grouped_split
+from epiatlas.imaging.dedup import duplicate_pairs, grouped_split, image_signatures
 from epiatlas.imaging.manifest import validate_images
 
 PROBABILITY_COLUMNS = [f"p_{c}" for c in CLASSES]
 QUARANTINE_SOURCE = "cxr_images"  # the images' partition of the quarantine table
-IMAGE_COLUMNS = ["image_id", "path", "region_id", "period", "label", "patient_id", "sex", "age", "view",
-                 "lung_mask_path", "lesion_mask_path", "source", "split", "group"]  # fmt: skip
+IMAGE_COLUMNS = ["image_id", "path", "pixel_sha256", "region_id", "period", "label", "patient_id", "sex", "age",
+                 "view", "lung_mask_path", "lesion_mask_path", "source", "split", "group"]  # fmt: skip
 AGE_BANDS = [0, 18, 40, 65, 200]
 
 
@@ -44,7 +44,9 @@ def prepare_images(manifest: pd.DataFrame, config: ImagingConfig, file: str = "c
     if accepted.empty:
         raise ImagingError(f"{file}: no image of the manifest could be read under {config.image_root}; "
                            f"see the quarantine rows for each reason")
-    duplicates = find_duplicates(accepted, config.image_root, threshold=config.near_duplicate_bits)
+    signatures = image_signatures(accepted, config.image_root)
+    accepted["pixel_sha256"] = signatures.digests
+    duplicates = duplicate_pairs(accepted, signatures, threshold=config.near_duplicate_bits)
     split = grouped_split(accepted, duplicates, config.test_share, config.val_share, config.split_seed)
     images = accepted.merge(split, on="image_id", how="left")
     images["period"] = pd.to_datetime(images["study_date"]).dt.year.astype("Int64")

@@ -46,6 +46,9 @@ class TrainSettings(BaseModel):
     checkpoint: Path | None = Field(
         None, strict=False, description="A trained epiatlas checkpoint to use instead of training (bring your own)."
     )
+    retrain: bool = Field(
+        False, description="Train again even when the stored checkpoint's training fingerprint matches (inputs same)."
+    )
     epochs: int = Field(8, ge=1, le=1000, description="Most training epochs.")
     batch_size: int = Field(32, ge=2, le=4096, description="Images per training step.")
     lr: float = Field(3e-3, gt=0.0, le=1.0, description="AdamW learning rate.")
@@ -65,6 +68,8 @@ class TrainSettings(BaseModel):
     def _compatible(self) -> TrainSettings:
         if self.checkpoint is not None and self.pretrained_checkpoint is not None:
             raise ValueError("give either checkpoint (a trained model) or pretrained_checkpoint (weights to train)")
+        if self.checkpoint is not None and self.retrain:
+            raise ValueError("retrain needs training: drop checkpoint (a trained model is loaded, never retrained)")
         if self.precision == "fp16" and self.device == "cpu":
             raise ValueError("precision fp16 needs CUDA; use bf16 or fp32 on the CPU")
         return self

@@ -28,6 +28,9 @@ from epiatlas.imaging.models import CHECKPOINT_FORMAT, build_model, freeze_backb
 from epiatlas.imaging.settings import AugmentSettings, TrainSettings
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_macro_auc"]
+TRAINING_CODE_VERSION = 1
+"""Part of the training fingerprint: bump it when a change to training, augmentation, decoding or the models
+would train different weights from the same images and settings (stored checkpoints are then retrained)."""
 
 
 @dataclass
@@ -87,6 +90,12 @@ def train_classifier(
     best_auc = float(history.loc[history["epoch"] == best_epoch, "val_macro_auc"].iloc[0])
     return TrainedClassifier(model, settings.arch, settings, history, best_epoch, best_auc, str(device),
                              time.perf_counter() - started)  # fmt: skip
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    """One progress line of an `on_epoch` row: epoch k/N, training loss, validation macro AUC and wall seconds."""
+    return (f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f}, "
+            f"val macro AUC {row['val_macro_auc']:.3f}, {row['seconds']:.1f} s")  # fmt: skip
 
 
 def load_classifier(val: Dataset, settings: TrainSettings) -> TrainedClassifier:
