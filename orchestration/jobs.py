@@ -1,44 +1,61 @@
-"""Jobs an analyst launches from the UI, and the one the CLI runs."""
+"""Jobs an analyst launches from the UI (one per concern), and the whole refresh the CLI runs."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 INGEST_JOB = "ingest_job"
+OUTCOMES_JOB = "outcomes_job"
 ALL_ASSETS_JOB = "all_assets_job"
 MODELS_JOB = "models_job"
 IMAGING_JOB = "imaging_job"
 REPORTS_JOB = "reports_job"
 REPORTS_ASSET = "reports"
+INGEST_GROUPS = ("ingest",)
+OUTCOMES_GROUPS = ("outcomes",)  # the disclosure assets (published outcomes and margins) are in this group too
+MODELS_GROUPS = ("models",)
+IMAGING_GROUPS = ("imaging",)
 
 
 def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
-    """Ingest only, the models only, the imaging only, the reports only, and everything but the reports (the
-    period-partitioned assets over a partition range)."""
+    """One job per concern (ingest, outcomes, models, imaging, reports) and the whole refresh (every asset)."""
     return [
         dg.define_asset_job(
-            INGEST_JOB, selection=dg.AssetSelection.groups("ingest"), description="Validate and stage every source."
+            INGEST_JOB,
+            selection=dg.AssetSelection.groups(*INGEST_GROUPS),
+            description="Validate every source and covariate table against its contract and stage it, quarantining "
+            "rejected rows. Launch it when a source file changes, to see the quarantine before anything downstream.",
+        ),
+        dg.define_asset_job(
+            OUTCOMES_JOB,
+            selection=dg.AssetSelection.groups(*OUTCOMES_GROUPS),
+            description="Count cases per region and period, compute expected counts, SHR with CI and exposures, and "
+            "apply disclosure control to the published outcomes and margins. Launch it over one period or a range "
+            "after ingest_job, or when the case definitions or suppression settings change.",
         ),
         dg.define_asset_job(
             MODELS_JOB,
-            selection=dg.AssetSelection.groups("models"),
-            description="Refit the indices, the count models and their explanations and figures from stored tables.",
+            selection=dg.AssetSelection.groups(*MODELS_GROUPS),
+            description="Refit the socioeconomic indices, the count models (GLM and gradient boosting), their SHAP "
+            "explanations and figures from the stored tables. Launch it after outcomes_job or a change of model "
+            "settings; it reads no source file.",
         ),
         dg.define_asset_job(
             IMAGING_JOB,
-            selection=dg.AssetSelection.groups("imaging"),
-            description="Validate the CXR images, train (or load) the classifier, predict, explain and summarise.",
+            selection=dg.AssetSelection.groups(*IMAGING_GROUPS),
+            description="Validate the CXR images, train (or load the stored) classifier, predict, evaluate, explain "
+            "with Grad-CAM and summarise per region. Launch it when the images or the imaging settings change.",
         ),
         dg.define_asset_job(
             REPORTS_JOB,
             selection=dg.AssetSelection.assets(REPORTS_ASSET),
-            description="Write the regional HTML reports of a period from the published catalog "
-            "(run by reports_schedule).",
+            description="Write the regional and national HTML reports of a period from the published catalog. "
+            "Run by reports_schedule for the latest period; launch it for any period after a refresh.",
         ),
         dg.define_asset_job(
             ALL_ASSETS_JOB,
-            selection=dg.AssetSelection.all() - dg.AssetSelection.assets(REPORTS_ASSET),
-            description="Every asset but the reports (reports_job writes them); launch it over a range of periods to "
-            "refresh the analysis.",
+            selection=dg.AssetSelection.all(),
+            description="The whole refresh: every asset, the catalog and the reports. Launch it over the full range "
+            "of periods after new data arrives (`epiatlas run` runs this job); a failed step publishes nothing.",
         ),
     ]
