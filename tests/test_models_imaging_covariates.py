@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from epiatlas.config import EpiatlasConfig, dump_config, load_config
-from epiatlas.errors import ConfigError
+from epiatlas.errors import ConfigError, ModelError
 from epiatlas.models.analysis import fit_burden_models
 from epiatlas.models.config import ModelsConfig
 from epiatlas.models.frame import imaging_columns, imaging_coverage, model_frame
@@ -47,12 +47,13 @@ def _world(seed: int = 11) -> dict[str, pd.DataFrame]:
     indices = cells.assign(index="a", score=index_a)
     imaged = cells["region_id"].str[1:].astype(int) < 200
     suppressed = imaged & (np.arange(n) % 10 == 3)
+    classes = ["normal", "bacterial", "viral", "covid19"]
     summary = cells.assign(
-        n_images=np.where(suppressed, 2, 30),
-        share_normal=shares[:, 0], share_bacterial=shares[:, 1], share_viral=shares[:, 2], share_covid19=shares[:, 3],
-        suppressed=suppressed,
+        n_images=np.where(suppressed, 2, 30), suppressed=suppressed,
+        **{f"share_{c}": shares[:, i] for i, c in enumerate(classes)},
+        **{f"mean_p_{c}": 0.05 + 0.8 * shares[:, i] for i, c in enumerate(classes)},
     )[imaged.to_numpy()]  # fmt: skip
-    figures = ["n_images", "share_normal", "share_bacterial", "share_viral", "share_covid19"]
+    figures = ["n_images", *(f"{kind}_{c}" for kind in ("share", "mean_p") for c in classes)]
     summary.loc[summary["suppressed"], figures] = np.nan
     return {"outcomes": outcomes, "regions": regions, "indices": indices, "summary": summary}
 
@@ -137,7 +138,8 @@ def test_imaging_summary_is_an_input_of_count_models_only_when_chosen(small_demo
     [
         ({"imaging_covariates": ["share_fungal"]}, "share_pneumonia"),  # the allowed names are listed
         ({"imaging_covariates": ["share_viral", "share_viral"]}, "twice"),
-        ({"imaging_covariates": ["share_normal", "share_pneumonia"]}, "1 - share_normal"),
+        ({"imaging_covariates": ["share_normal", "share_pneumonia"]}, "add up to a constant"),
+        ({"imaging_covariates": ["mean_p_normal", "mean_p_bacterial", "mean_p_viral", "mean_p_covid19"]}, "drop one"),
         ({"imaging_covariates": ["share_pneumonia", "share_bacterial", "share_viral", "share_covid19"]}, "drop one"),
         ({"covariates": ["pm25", "share_viral"], "imaging_covariates": ["share_viral"]}, "only in models.imaging"),
     ],
@@ -145,6 +147,13 @@ def test_imaging_summary_is_an_input_of_count_models_only_when_chosen(small_demo
 def test_bad_imaging_covariates_fail_at_the_edge(options: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         ModelsConfig.model_validate(options)
+
+
+def test_a_share_the_classifier_never_varies_is_refused_with_the_alternative(world: dict) -> None:
+    """A classifier that predicts 'normal' for every image (as the small demo's 3-epoch one does) gives shares of 0."""
+    frame = world["frame"].assign(share_bacterial=world["frame"]["share_pneumonia"] * 0)
+    with pytest.raises(ModelError, match=r"\['share_bacterial'\].*mean_p_"):
+        fit_burden_models(frame, ModelsConfig.model_validate({**FAST, "imaging_covariates": ["share_bacterial"]}))
 
 
 def test_unknown_imaging_column_is_named_when_the_config_is_read(small_demo: Path, tmp_path: Path) -> None:
@@ -168,14 +177,18 @@ def test_imaging_covariates_without_an_imaging_section_name_both_settings(small_
 
 
 @pytest.mark.slow
-def test_small_demo_fits_with_the_pneumonia_share(small_demo: Path, tmp_path: Path) -> None:
-    """Only the assets count_models needs (imaging chain included), in process: the share is a term of the fit."""
+def test_small_demo_fits_with_the_pneumonia_probability(small_demo: Path, tmp_path: Path) -> None:
+    """Only the assets count_models needs (imaging chain included), in process: the imaging column is a fit term.
+
+    The small demo's 3-epoch classifier predicts 'normal' for every image, so share_pneumonia is 0 everywhere
+    (refused, see above); the mean predicted probability of pneumonia still varies between regions.
+    """
     from orchestration.definitions import build_definitions
 
     base = load_config(small_demo)
     cfg = base.model_copy(update={
         "warehouse": base.warehouse.model_copy(update={"root": tmp_path / "wh"}),
-        "models": ModelsConfig.model_validate({**FAST, "imaging_covariates": ["share_pneumonia"]}),
+        "models": ModelsConfig.model_validate({**FAST, "imaging_covariates": ["mean_p_pneumonia"]}),
     })  # fmt: skip
     dump_config(cfg, tmp_path / "config.yaml")
     defs = build_definitions(tmp_path / "config.yaml")
@@ -193,11 +206,11 @@ def test_small_demo_fits_with_the_pneumonia_share(small_demo: Path, tmp_path: Pa
     meta = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
     with warehouse_for(cfg).connect(["glm_coefficients", "glm_fit", "cxr_region_summary"]) as con:
         term = con.execute("SELECT n, dropped_reasons FROM glm_coefficients WHERE outcome = 'cases' "
-                           "AND term = 'share_pneumonia'").fetchall()  # fmt: skip
+                           "AND term = 'mean_p_pneumonia'").fetchall()  # fmt: skip
         n_fit = con.execute("SELECT n FROM glm_fit WHERE outcome = 'cases'").fetchone()[0]
         published = con.execute("SELECT count(*) FROM cxr_region_summary WHERE NOT suppressed").fetchone()[0]
     assert len(term) == 1, "share_pneumonia is a row of the coefficient table"
     n, reasons = term[0]
     assert n == n_fit == meta["region_periods_used"] <= meta["region_periods_with_imaging"] == published
-    assert "missing share_pneumonia" in reasons and meta["rows_dropped_by_reason"] == reasons
-    assert "share_pneumonia" in meta["covariates"]
+    assert "missing mean_p_pneumonia" in reasons and meta["rows_dropped_by_reason"] == reasons
+    assert "mean_p_pneumonia" in meta["covariates"]

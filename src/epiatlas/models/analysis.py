@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from epiatlas.errors import ModelError
-from epiatlas.models.config import CLASS_WEIGHTS, ModelsConfig
+from epiatlas.models.config import IMAGING_COVARIATES, ModelsConfig
 from epiatlas.models.design import OFFSET_COLUMNS
 from epiatlas.models.explain import ShapResult, mean_abs_shap, partial_dependence, region_drivers, shap_table, tree_shap
 from epiatlas.models.frame import OUTCOME_COLUMNS
@@ -24,7 +24,7 @@ from epiatlas.models.glm import CountModelResult, fit_count_model, fit_severity_
 
 PERIOD_FEATURE = "period_trend"
 # Imaging class shares enter through models.imaging_covariates only, never by default.
-NOT_COVARIATES = {*OUTCOME_COLUMNS, "parent_id", "index_composite", *CLASS_WEIGHTS}
+NOT_COVARIATES = {*OUTCOME_COLUMNS, "parent_id", "index_composite", *IMAGING_COVARIATES}
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,7 @@ def fit_burden_models(
             f"(imaging columns come from cxr_region_summary); "
             f"available: {default_covariates(frame) + ['index_composite']}"
         )
+    _require_varying_imaging(frame, config.imaging_covariates)
     settings = config.glm_settings(covariates)
     timings: dict[str, float] = {}
     with _timed(timings, "glm_cases"):
@@ -136,6 +137,17 @@ def fit_burden_models(
         "model_cv_comparison": cv_comparison(cases, gbm),
     }
     return BurdenModels(cases, severity, gbm, shap, covariates, tables, timings)
+
+
+def _require_varying_imaging(frame: pd.DataFrame, imaging: list[str]) -> None:
+    """Raise when an imaging covariate has one value in every published region-period (e.g. one class predicted)."""
+    constant = [c for c in imaging if frame[c].nunique(dropna=True) < 2]
+    if constant:
+        raise ModelError(
+            f"models.imaging_covariates {constant} take a single value in every region-period with a published "
+            "imaging summary (a classifier predicting one class everywhere gives share_* of 0 or 1); use the "
+            "mean_p_* columns (mean predicted probabilities) or improve the classifier"
+        )
 
 
 def _selected_per_unit(coefficients: pd.DataFrame) -> dict[str, float]:

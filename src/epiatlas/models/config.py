@@ -6,7 +6,7 @@ typo fails at `check-config`, not half-way through a run.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -14,16 +14,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from epiatlas.models.gbm import GbmSettings
 from epiatlas.models.settings import ModelSettings
 
-ImagingCovariate = Literal["share_normal", "share_bacterial", "share_viral", "share_covid19", "share_pneumonia"]
-# Each imaging covariate as its weights on the classifier's four class shares (normal, bacterial, viral, covid19);
-# share_pneumonia is derived: bacterial + viral + covid19 = 1 - share_normal.
-CLASS_WEIGHTS: dict[str, tuple[int, int, int, int]] = {
-    "share_normal": (1, 0, 0, 0),
-    "share_bacterial": (0, 1, 0, 0),
-    "share_viral": (0, 0, 1, 0),
-    "share_covid19": (0, 0, 0, 1),
-    "share_pneumonia": (0, 1, 1, 1),
-}
+ImagingCovariate = Literal[
+    "share_normal", "share_bacterial", "share_viral", "share_covid19", "share_pneumonia",
+    "mean_p_normal", "mean_p_bacterial", "mean_p_viral", "mean_p_covid19", "mean_p_pneumonia",
+]  # fmt: skip
+IMAGING_COVARIATES: tuple[str, ...] = get_args(ImagingCovariate)
+PNEUMONIA_CLASSES = ("bacterial", "viral", "covid19")  # *_pneumonia = their sum = 1 - *_normal
+_CLASSES = ("normal", *PNEUMONIA_CLASSES)
+
+
+def _weights(column: str) -> np.ndarray:
+    """An imaging covariate as weights on the 4 class shares, then the 4 mean class probabilities."""
+    kind, _, cls = column.rpartition("_")
+    block = np.array([c in (PNEUMONIA_CLASSES if cls == "pneumonia" else (cls,)) for c in _CLASSES], dtype=float)
+    return np.concatenate([block, 0 * block] if kind == "share" else [0 * block, block])
 
 
 class ModelsConfig(BaseModel):
@@ -42,7 +46,7 @@ class ModelsConfig(BaseModel):
     imaging_covariates: list[ImagingCovariate] = Field(
         default_factory=list,
         description="columns of the public cxr_region_summary joined per region and period as covariates (needs the "
-        "imaging: section); default none. Region-periods without a published summary (no images, or suppressed) "
+        "imaging: section); share_pneumonia and mean_p_pneumonia are bacterial + viral + covid19; default none. Region-periods without a published summary (no images, or suppressed) "
         "have no value and are left out of the fits (complete cases, counted in glm_fit and glm_coefficients)",
     )
     severity: bool = Field(True, description="also fit the binomial severity model (deaths or severe cases)")
@@ -69,10 +73,13 @@ class ModelsConfig(BaseModel):
         if both:
             raise ValueError(f"{both} are in both models.covariates and models.imaging_covariates; "
                              "name imaging columns only in models.imaging_covariates")
-        weights = np.array([(1, 1, 1, 1), *(CLASS_WEIGHTS[c] for c in chosen)])  # the intercept, then each choice
+        sums_to_one = [_weights("share_normal") + _weights("share_pneumonia"),
+                       _weights("mean_p_normal") + _weights("mean_p_pneumonia")]  # fmt: skip
+        weights = np.array([*sums_to_one, *(_weights(c) for c in chosen)])
         if np.linalg.matrix_rank(weights) < len(weights):
-            raise ValueError(f"models.imaging_covariates {chosen} add up to a constant or to one another (the four "
-                             "class shares sum to 1, share_pneumonia = 1 - share_normal); drop one of them")
+            raise ValueError(f"models.imaging_covariates {chosen} add up to a constant or to one another (the class "
+                             "shares sum to 1 and so do the mean probabilities; *_pneumonia = 1 - *_normal); "
+                             "drop one of them")
         return self
 
     def imaging_problem(self, has_imaging: bool) -> str | None:

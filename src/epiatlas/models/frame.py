@@ -10,6 +10,7 @@ from __future__ import annotations
 import pandas as pd
 
 from epiatlas.errors import ModelError
+from epiatlas.models.config import PNEUMONIA_CLASSES
 
 OUTCOME_COLUMNS = ["region_id", "period", "cases", "deaths", "severe_cases", "population", "expected_cases"]
 
@@ -31,9 +32,11 @@ def index_columns(indices: pd.DataFrame) -> pd.DataFrame:
 def imaging_columns(summary: pd.DataFrame, chosen: list[str]) -> pd.DataFrame:
     """The chosen class shares per region x period of the published rows (suppressed rows are NULL already).
 
-    `share_pneumonia` is derived as share_bacterial + share_viral + share_covid19; a NULL part keeps it NULL.
+    `share_pneumonia` (`mean_p_pneumonia`) is the sum over bacterial, viral and covid19; a NULL part keeps it NULL.
     """
-    out = summary.assign(share_pneumonia=summary["share_bacterial"] + summary["share_viral"] + summary["share_covid19"])
+    out = summary.assign(**{
+        f"{kind}_pneumonia": sum(summary[f"{kind}_{c}"] for c in PNEUMONIA_CLASSES) for kind in ("share", "mean_p")
+    })  # fmt: skip
     return out.loc[~out["suppressed"].astype(bool), ["region_id", "period", *chosen]]
 
 
