@@ -19,8 +19,13 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e '.[dev]'
 	touch $@
 
-demo: setup  ## generate the SYNTHETIC demo data and materialize the whole pipeline on it
+demo: setup $(DAGSTER_HOME_DIR)/dagster.yaml  ## generate the SYNTHETIC demo data and materialize the whole pipeline on it
 	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/epiatlas demo --out demo_data
+
+# The demo's instance logs Dagster's own messages from INFO up: its DEBUG events stay in the UI, off the console.
+$(DAGSTER_HOME_DIR)/dagster.yaml:
+	mkdir -p $(DAGSTER_HOME_DIR)
+	printf 'python_logs:\n  python_log_level: INFO\n' > $@
 
 test: setup  ## run the test suite
 	$(BIN)/pytest -q

@@ -5,14 +5,20 @@ the config path passed explicitly (not through the environment, which a long-liv
 have captured at its start). A run holds the warehouse lock from start to end; it starts by removing
 what killed runs left behind (temporary files, runs still recorded as started) and publishes through
 the `catalog` asset, which only a run whose every upstream step succeeded reaches.
+
+While it runs, a thread reads the run's finished steps from the instance's event log (the same for both
+executors) and reports one line per step; the steps print their own `context.log` messages through a concise
+console logger instead of Dagster's. After the run, `RunTimes` sums the step times per asset group.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +44,14 @@ WAREHOUSE_TAG = "epiatlas/warehouse"
 RUNNER_PID_TAG = "epiatlas/runner_pid"
 RUNNER_HOST_TAG = "epiatlas/runner_host"
 UNFINISHED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+STEP_DONE = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+TIMED = {dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.STEP_START,
+         dg.DagsterEventType.STEP_SUCCESS}  # fmt: skip
+POLL_SECONDS = 0.5
+# Dagster's system messages (e.g. each step worker starting) at INFO, so its DEBUG events stay in the event log;
+# `make demo` writes the same setting into its instance's dagster.yaml.
+QUIET_INSTANCE = {"python_logs": {"python_log_level": "INFO"}}
+Report = Callable[[str], None]
 
 
 class PipelineRunError(EpiatlasError):
@@ -45,22 +59,147 @@ class PipelineRunError(EpiatlasError):
 
 
 @dataclass(frozen=True)
+class GroupTime:
+    """The steps of one asset group in a run: how many, first start to last end, and their durations summed."""
+
+    group: str
+    steps: int
+    wall_s: float
+    step_sum_s: float
+
+
+@dataclass(frozen=True)
+class RunTimes:
+    """Time per asset group of a successful run, and the run's own wall time (start to success)."""
+
+    groups: tuple[GroupTime, ...]
+    wall_s: float
+
+    def table(self) -> str:
+        """'group  steps  wall s  step-sum s' per group (slowest first) and the whole run."""
+        rows = [(g.group, g.steps, g.wall_s, g.step_sum_s) for g in self.groups]
+        rows.append(("total", sum(g.steps for g in self.groups), self.wall_s, sum(g.step_sum_s for g in self.groups)))
+        width = max(len(r[0]) for r in rows)
+        lines = [f"{'group':<{width}}  steps  {'wall s':>7}  {'step-sum s':>10}"]
+        lines += [f"{name:<{width}}  {steps:>5}  {wall:>7.1f}  {total:>10.1f}" for name, steps, wall, total in rows]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
 class RunSummary:
-    """One successful Dagster run: which job, the outcome of every asset check, what its catalog asset published."""
+    """One successful Dagster run: which job, the outcome of every asset check, what its catalog asset published,
+    and its time per asset group."""
 
     job: str
     run_id: str
     checks: tuple[tuple[str, str, bool], ...]  # (asset, check, passed)
     published: PublishedCatalog
+    times: RunTimes
 
     @property
     def failed_checks(self) -> list[str]:
         return [f"{asset}.{check}" for asset, check, ok in self.checks if not ok]
 
 
+class _StepMessages(logging.Handler):
+    """Prints the messages steps log themselves (`context.log`) as '  <step>: <message>'; Dagster's own events are
+    left to the run's event log (the UI) and to the runner's progress lines."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None)
+        if meta is None or meta["dagster_event"] is not None:
+            return
+        source, text = meta["step_key"] or meta["job_name"], meta["orig_message"]
+        print(f"  {text}" if text.startswith(f"{source}:") else f"  {source}: {text}", flush=True)
+
+
+@dg.logger(
+    {"log_level": dg.Field(str, default_value="INFO", description="threshold of the step messages printed")},
+    description="The steps' own log messages, one line each (Dagster's events stay in the UI).",
+)
+def step_messages_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    """A logger printing the steps' own messages at or above `log_level` to stdout."""
+    logger = logging.Logger("epiatlas.steps", level=init_context.logger_config["log_level"])
+    logger.addHandler(_StepMessages())
+    return logger
+
+
 def job_for_config(config_path: str, name: str) -> dg.JobDefinition:
-    """The named job of the definitions built for one config file."""
-    return build_definitions(Path(config_path)).resolve_job_def(name)
+    """The named job of the definitions built for one config file, logging to the console through
+    `step_messages_logger` (the UI's runs keep Dagster's own loggers)."""
+    job = build_definitions(Path(config_path)).resolve_job_def(name)
+    return job.with_logger_defs({"console": step_messages_logger})
+
+
+def step_groups(job: dg.JobDefinition) -> dict[str, str]:
+    """The asset group of each top-level step (op) of an asset job."""
+    return {
+        assets.node_def.name: "+".join(sorted(set(assets.group_names_by_key.values())))
+        for assets in job.asset_layer.asset_graph.assets_defs if assets.is_executable
+    }  # fmt: skip
+
+
+def run_times(instance: dg.DagsterInstance, run_id: str, groups: dict[str, str]) -> RunTimes:
+    """Per asset group: steps, first start to last success, summed step durations; and the run's wall time."""
+    records = [r.event_log_entry for r in instance.get_records_for_run(run_id, of_type=TIMED).records]
+    run_at = {e.dagster_event_type: e.timestamp for e in records if e.step_key is None}
+    started = {e.step_key: e.timestamp for e in records if e.dagster_event_type == dg.DagsterEventType.STEP_START}
+    succeeded = [e for e in records if e.dagster_event_type == dg.DagsterEventType.STEP_SUCCESS]
+    by_group: dict[str, list[dg.EventLogEntry]] = {}
+    for entry in succeeded:
+        by_group.setdefault(groups[entry.step_key.split(".")[0]], []).append(entry)
+    times = [
+        GroupTime(group, len(ends), max(e.timestamp for e in ends) - min(started[e.step_key] for e in ends),
+                  sum(e.dagster_event.event_specific_data.duration_ms for e in ends) / 1000)
+        for group, ends in by_group.items()
+    ]  # fmt: skip
+    wall = run_at[dg.DagsterEventType.RUN_SUCCESS] - run_at[dg.DagsterEventType.RUN_START]
+    return RunTimes(tuple(sorted(times, key=lambda g: -g.wall_s)), wall)
+
+
+class StepProgress:
+    """Reports '[ n/N] group: step done in s' for each finished step of the run carrying a lock token, read from
+    the instance's event log by a thread while the run executes (so it works for both executors)."""
+
+    def __init__(self, instance: dg.DagsterInstance, token: str, groups: dict[str, str], report: Report) -> None:
+        self._instance, self._token, self._groups, self._report = instance, token, groups, report
+        self._run_id: str | None = None
+        self._cursor: str | None = None
+        self._finished = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="epiatlas-step-progress", daemon=True)
+
+    def __enter__(self) -> StepProgress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            self._poll()
+        self._poll()  # the steps that finished since the last look
+
+    def _poll(self) -> None:
+        if self._run_id is None:
+            found = self._instance.get_run_ids(dg.RunsFilter(tags={LOCK_TOKEN_TAG: self._token}), limit=1)
+            if not found:
+                return
+            self._run_id = found[0]
+        connection = self._instance.get_records_for_run(self._run_id, cursor=self._cursor, of_type=STEP_DONE)
+        for record in connection.records:
+            self._report(self._line(record.event_log_entry.get_dagster_event()))
+        self._cursor = connection.cursor
+
+    def _line(self, event: dg.DagsterEvent) -> str:
+        self._finished += 1
+        total = len(self._groups)
+        outcome = (f"done in {event.step_success_data.duration_ms / 1000:.1f} s" if event.is_step_success
+                   else "FAILED (the cause is printed when the run ends)")  # fmt: skip
+        group = self._groups[event.step_key.split(".")[0]]
+        return f"[{self._finished:>{len(str(total))}}/{total}] {group}: {event.step_key} {outcome}"
 
 
 @contextmanager
@@ -72,7 +211,7 @@ def _instance() -> Iterator[dg.DagsterInstance]:
             yield instance
     else:
         with tempfile.TemporaryDirectory(prefix="epiatlas-dagster-") as home:
-            with dg.DagsterInstance.local_temp(home) as instance:
+            with dg.DagsterInstance.local_temp(home, overrides=QUIET_INSTANCE) as instance:
                 yield instance
 
 
@@ -170,10 +309,12 @@ def _run_failure(events: list[dg.DagsterEvent]) -> str:
 
 
 def _execute(
-    config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str], tags: dict[str, str]
+    config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str], tags: dict[str, str],
+    report: Report,
 ) -> RunSummary:
     """One run of every asset; partitioned assets get every period in that same run (single-run backfill)."""
     job = job_for_config(str(config_path), ALL_ASSETS_JOB)
+    groups = step_groups(job)
     if job.partitions_def is not None:
         tags = {
             **tags,
@@ -181,11 +322,12 @@ def _execute(
             "dagster/asset_partition_range_end": periods[-1],
         }
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
-    if in_process:
-        result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False)
-    else:
-        recon = dg.build_reconstructable_job(__name__, job_for_config.__name__, (str(config_path), ALL_ASSETS_JOB))
-        result = dg.execute_job(recon, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+    with StepProgress(instance, tags[LOCK_TOKEN_TAG], groups, report):
+        if in_process:
+            result = job.execute_in_process(run_config=run_config, instance=instance, tags=tags, raise_on_error=False)
+        else:
+            recon = dg.build_reconstructable_job(__name__, job_for_config.__name__, (str(config_path), ALL_ASSETS_JOB))
+            result = dg.execute_job(recon, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
     if not result.success:
         failures = [_step_failure(event, result.all_events) for event in result.all_events if event.is_step_failure]
         raise PipelineRunError(f"run {result.run_id} of {job.name} failed ({len(failures)} step(s)); the cause of "
@@ -194,11 +336,18 @@ def _execute(
         (ev.asset_key.to_user_string(), ev.check_name, ev.passed)
         for ev in (e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
     )
-    return RunSummary(job.name, result.run_id, checks, _published(result))
+    return RunSummary(job.name, result.run_id, checks, _published(result), run_times(instance, result.run_id, groups))
 
 
-def run_pipeline(config_path: Path, in_process: bool = False) -> tuple[RunSummary, PublishedCatalog]:
-    """Materialize every asset for one config (multiprocess by default), the catalog last, under the warehouse lock."""
+def _quiet(line: str) -> None:
+    """Progress lines go nowhere unless the caller asks for them."""
+
+
+def run_pipeline(
+    config_path: Path, in_process: bool = False, progress: Report = _quiet
+) -> tuple[RunSummary, PublishedCatalog]:
+    """Materialize every asset for one config (multiprocess by default), the catalog last, under the warehouse lock;
+    `progress` gets one line per finished step."""
     config_path = Path(config_path).resolve()
     cfg = load_config(config_path)
     require_preflight(cfg)  # every problem found before the lock is taken and any table is touched
@@ -208,7 +357,7 @@ def run_pipeline(config_path: Path, in_process: bool = False) -> tuple[RunSummar
         fail_abandoned_runs(instance, warehouse.root)
         try:
             tags = run_tags(warehouse.root, lock.holder)
-            summary = _execute(config_path, instance, in_process, cfg.periods.keys, tags)
+            summary = _execute(config_path, instance, in_process, cfg.periods.keys, tags, progress)
         finally:
             warehouse.clean_temporaries()
     return summary, summary.published

@@ -51,7 +51,7 @@ def run(config: ConfigOption, in_process: bool = typer.Option(False, help="singl
     from orchestration.runner import run_pipeline  # Dagster lives in orchestration/, loaded only here
 
     try:
-        summary, published = run_pipeline(config, in_process=in_process)
+        summary, published = run_pipeline(config, in_process=in_process, progress=typer.echo)
     except EpiatlasError as exc:
         _fail(exc)
         return
@@ -60,6 +60,8 @@ def run(config: ConfigOption, in_process: bool = typer.Option(False, help="singl
     for name in failed:
         typer.secho(f"  check failed: {name}", fg=typer.colors.YELLOW)
     _report_published(published)
+    typer.echo(f"time per asset group (wall: first step start to last step end; step-sum: the steps' durations "
+               f"added up):\n{summary.times.table()}")
 
 
 def _report_published(published: PublishedCatalog) -> None:
@@ -80,14 +82,37 @@ def demo(
     """Generate the SYNTHETIC demo data set and its config, then run the pipeline on it."""
     from epiatlas.demo import DemoSpec, generate_demo
 
-    config_path = generate_demo(out, DemoSpec.small() if small else DemoSpec())
+    typer.echo(f"generating the {'small' if small else 'full'} SYNTHETIC demo in {out}")
+    config_path = generate_demo(out, DemoSpec.small() if small else DemoSpec(), progress=_print_stage)
     typer.echo(f"SYNTHETIC demo data written to {out} (config: {config_path})")
     if run_pipeline:
         run(config_path, in_process=False)
-        typer.echo(
-            f"next: `make ui` to browse the runs and assets, or query the catalog:\n"
-            f"  .venv/bin/epiatlas query --config {config_path} -f sql/queries/04_highest_standardised_ratios.sql"
-        )
+        _print_next_steps(config_path)
+
+
+def _print_stage(stage: str, seconds: float) -> None:
+    """One line per finished demo generation stage, with the seconds since generation started."""
+    typer.echo(f"  {seconds:6.1f} s  {stage}")
+
+
+def _print_next_steps(config_path: Path) -> None:
+    """Where the latest period's national report is (HTML, and PDF when written), how to browse and to query."""
+    from epiatlas.config import load_config
+    from epiatlas.publish import warehouse_for
+
+    cfg = load_config(config_path)
+    folder = warehouse_for(cfg).root / "artifacts" / f"report_national_{cfg.periods.end}"
+    reports = sorted(folder.glob("*.html")) + sorted(folder.glob("*.pdf"))
+    typer.echo(f"national report {cfg.periods.end} (per-{cfg.reports.level} reports beside it, listed in the "
+               f"`reports` table):")
+    for path in reports or [f"none under {folder}; write it with `epiatlas report --config {config_path} "
+                            f"--region national --period {cfg.periods.end}`"]:
+        typer.echo(f"  {path}")
+    typer.echo(
+        f"browse the runs, assets and checks: `make ui`, then open http://localhost:3000\n"
+        f"query the catalog: .venv/bin/epiatlas query --config {config_path} "
+        f"-f sql/queries/04_highest_standardised_ratios.sql"
+    )
 
 
 @app.command()

@@ -20,6 +20,7 @@ from epiatlas.demo.spec import DemoSpec
 from epiatlas.imaging.config import ImagingConfig
 from epiatlas.imaging.settings import TrainSettings
 from epiatlas.indices.settings import IndicesSettings
+from epiatlas.reports.config import ReportsConfig
 
 DEMO_NAME = "epiatlas demo (synthetic data)"
 PROJECTED_CRS = "EPSG:6372"  # Mexico ITRF2008 / LCC
@@ -106,6 +107,9 @@ def demo_config(spec: DemoSpec) -> EpiatlasConfig:
             # bf16 autocast halves the small CNN's step time on the CPU (measured; see the imaging notes).
             train=TrainSettings(image_size=spec.image_size, epochs=spec.imaging_epochs, patience=3, precision="bf16"),
         ),
+        # One report per state and a national summary: per-municipality reports (2,400 x 10 periods) would make the
+        # reports the slowest step of `make demo`. Set `reports: {level: region}` for one report per municipality.
+        reports=ReportsConfig(level="parent"),
     )
 
 
