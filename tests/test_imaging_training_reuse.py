@@ -13,13 +13,17 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from epiatlas.config import dump_config, load_config
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
+from epiatlas.errors import ImagingError
 from epiatlas.imaging import training
 from epiatlas.imaging.decode import read_image
+from epiatlas.imaging.fingerprint import training_fingerprint, training_frames
 from epiatlas.imaging.phantoms import DEFAULT_REGIONS, encode_png, generate_phantoms
+from epiatlas.imaging.settings import AugmentSettings, TrainSettings
 from epiatlas.publish import warehouse_for
 from orchestration.defs.imaging import cxr_images, cxr_model, cxr_predictions
 from orchestration.resources import EpiatlasResource
@@ -161,3 +165,36 @@ def test_a_replaced_checkpoint_is_not_trusted(setup) -> None:
     assert re.fullmatch(r"the stored checkpoint \([0-9a-f]{12}\) is not the one its training record describes "
                         r"\([0-9a-f]{12}\)", second["reason"]), second["reason"]
     assert second["model_version"] == first["model_version"]  # retrained: the same bytes as the first time
+
+
+def _frames(labels: list[str], **columns: object) -> dict[str, pd.DataFrame]:
+    images = pd.DataFrame({"image_id": [f"i{k}" for k in range(len(labels))], "label": labels,
+                           "pixel_sha256": [f"{k:064x}" for k in range(len(labels))],
+                           "path": [f"a/{k}.png" for k in range(len(labels))], "split": ["train", "val"] * 2})
+    return training_frames(images.assign(**columns))
+
+
+def test_fingerprint_follows_content_and_settings_not_paths_ids_or_workers(tmp_path) -> None:
+    weights = [tmp_path / "a.pt", tmp_path / "b.pt"]
+    for path in weights:
+        path.write_bytes(b"same weights")
+    labels = ["normal", "viral", "viral", "normal"]
+    base = training_fingerprint(_frames(labels), TrainSettings(pretrained_checkpoint=weights[0]))
+    same = training_fingerprint(_frames(labels, path="b/x.png", image_id=list("wxyz")),
+                                TrainSettings(pretrained_checkpoint=weights[1], num_workers=4))  # fmt: skip
+    assert same == base and len(base.digest) == 16
+    other = TrainSettings(pretrained_checkpoint=weights[0], augment=AugmentSettings(max_shift=2))
+    assert training_fingerprint(_frames(labels), other).changes(base) == ["settings (augment.max_shift 6 -> 2)"]
+    relabelled = training_fingerprint(_frames(["normal", "viral", "covid19", "normal"]), TrainSettings(
+        pretrained_checkpoint=weights[0]))  # fmt: skip
+    assert relabelled.changes(base) == ["train_images (label covid19 0 -> 1, label viral 1 -> 0)"]
+    weights[0].write_bytes(b"other weights")
+    changed = training_fingerprint(_frames(labels), TrainSettings(pretrained_checkpoint=weights[0]))
+    assert [c.split(" ")[0] for c in changed.changes(base)] == ["pretrained_weights"]
+
+
+def test_images_without_pixel_hashes_and_retrain_with_a_checkpoint_are_refused(tmp_path) -> None:
+    with pytest.raises(ImagingError, match="1 train images without pixel_sha256: materialize cxr_images again"):
+        training_fingerprint(_frames(["normal"] * 4, pixel_sha256=[None, "a", "b", "c"]), TrainSettings())
+    with pytest.raises(ValidationError, match="retrain needs training: drop checkpoint"):
+        TrainSettings(checkpoint=tmp_path / "model.pt", retrain=True)

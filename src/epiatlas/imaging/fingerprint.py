@@ -20,6 +20,7 @@ import pandas as pd
 from epiatlas import __version__
 from epiatlas.artifacts import Artifact, ArtifactStore
 from epiatlas.errors import ImagingError, WarehouseError
+from epiatlas.imaging import CLASSES
 from epiatlas.imaging.settings import TrainSettings
 
 if TYPE_CHECKING:
@@ -190,8 +191,8 @@ def _images_part(frame: pd.DataFrame, split: str) -> tuple[str, object]:
         raise ImagingError(f"cxr_images has {int(frame['pixel_sha256'].isna().sum())} {split} images without "
                            f"pixel_sha256: materialize cxr_images again")  # fmt: skip
     labels = frame["label"].astype(object).where(frame["label"].notna(), None)
-    counts = labels.fillna("unlabelled").value_counts().sort_index()
-    summary = {"images": len(frame), **{f"label {k}": int(n) for k, n in counts.items()}}
+    counts = labels.fillna("unlabelled").value_counts()
+    summary = {"images": len(frame), **{f"label {k}": int(counts.get(k, 0)) for k in (*CLASSES, "unlabelled")}}
     return _sha256([list(pair) for pair in zip(frame["pixel_sha256"], labels)]), summary
 
 
