@@ -23,6 +23,15 @@ EXECUTOR = dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": ["orchestration.definitions"]}}}
 )
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "demo_data" / "config.yaml"
+# The team that owns (answers for) each asset group, shown as the assets' owners in the UI.
+GROUP_OWNERS = {
+    "ingest": "team:data-engineering",  # the sources and the user's covariate tables
+    "outcomes": "team:data-engineering",  # outcomes, exposures and their disclosure control
+    "publish": "team:data-engineering",
+    "models": "team:epidemiology",
+    "reports": "team:epidemiology",
+    "imaging": "team:radiology-ai",
+}
 
 
 def config_path_from_env() -> Path:
@@ -36,22 +45,38 @@ def asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     return sorted({key for a in assets for key in (a.keys if isinstance(a, dg.AssetsDefinition) else [a.key])})
 
 
+def with_group_owner(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """The asset spec with its group's team among its owners."""
+    team = GROUP_OWNERS.get(spec.group_name or "")
+    if team is None:
+        raise dg.DagsterInvalidDefinitionError(
+            f"asset {spec.key.to_user_string()} is in group {spec.group_name!r}, which has no owning team: "
+            "add the group to GROUP_OWNERS in orchestration/definitions.py"
+        )
+    return spec if team in spec.owners else spec.merge_attributes(owners=[team])
+
+
 def build_definitions(config_path: Path) -> dg.Definitions:
-    """All asset groups with their checks, the catalog downstream of all of them, and the jobs, for one config file."""
+    """All asset groups with their checks and owners, the catalog downstream of all of them, and the jobs, for one
+    config file."""
     cfg = load_config(config_path)
     groups = dg.Definitions.merge(
         ingest.build_defs(cfg), outcomes.build_defs(cfg), disclosure.build_defs(cfg),
         covariates.build_defs(cfg), models.build_defs(cfg), imaging.build_defs(cfg), reports.build_profile_defs(cfg),
     )
-    return dg.Definitions.merge(
+    merged = dg.Definitions.merge(
         groups,
         publish.build_defs(asset_keys(groups)),
         reports.build_report_defs(cfg),  # downstream of the catalog, so not among its upstream assets
-        dg.Definitions(
-            jobs=build_jobs(),
-            executor=EXECUTOR,
-            resources={"epiatlas": EpiatlasResource(config_path=str(config_path))},
-        ),
+    )
+    return dg.Definitions(
+        assets=dg.map_asset_specs(with_group_owner, merged.assets or []),
+        asset_checks=merged.asset_checks,
+        schedules=merged.schedules,
+        sensors=merged.sensors,
+        jobs=build_jobs(),
+        executor=EXECUTOR,
+        resources={"epiatlas": EpiatlasResource(config_path=str(config_path))},
     )
 
 
