@@ -2,7 +2,8 @@
 
 Thin assets over `epiatlas.imaging`; torch, timm and captum load inside the library calls. The classifier asset
 asks for a GPU through its tags (an executor on a cluster can map `compute: gpu` to a GPU node) and records the
-device it ran on.
+device it ran on. A refresh reuses the stored classifier when its training fingerprint (`epiatlas.imaging.fingerprint`)
+is unchanged, and otherwise says in the metadata why it trained.
 """
 
 import dagster as dg
