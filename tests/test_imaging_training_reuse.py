@@ -19,7 +19,7 @@ from epiatlas.config import dump_config, load_config
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
 from epiatlas.errors import ImagingError
-from epiatlas.imaging import training
+from epiatlas.imaging import fingerprint, training
 from epiatlas.imaging.decode import read_image
 from epiatlas.imaging.fingerprint import training_fingerprint, training_frames
 from epiatlas.imaging.phantoms import DEFAULT_REGIONS, encode_png, generate_phantoms
@@ -174,7 +174,7 @@ def _frames(labels: list[str], **columns: object) -> dict[str, pd.DataFrame]:
     return training_frames(images.assign(**columns))
 
 
-def test_fingerprint_follows_content_and_settings_not_paths_ids_or_workers(tmp_path) -> None:
+def test_fingerprint_follows_content_and_settings_not_paths_ids_or_workers(tmp_path, monkeypatch) -> None:
     weights = [tmp_path / "a.pt", tmp_path / "b.pt"]
     for path in weights:
         path.write_bytes(b"same weights")
@@ -191,6 +191,9 @@ def test_fingerprint_follows_content_and_settings_not_paths_ids_or_workers(tmp_p
     weights[0].write_bytes(b"other weights")
     changed = training_fingerprint(_frames(labels), TrainSettings(pretrained_checkpoint=weights[0]))
     assert [c.split(" ")[0] for c in changed.changes(base)] == ["pretrained_weights"]
+    monkeypatch.setattr(fingerprint, "TRAINING_CODE_VERSION", 2)
+    bumped = training_fingerprint(_frames(labels), TrainSettings(pretrained_checkpoint=weights[0]))
+    assert bumped.changes(changed) == ["code (training_code 1 -> 2)"]
 
 
 def test_images_without_pixel_hashes_and_retrain_with_a_checkpoint_are_refused(tmp_path) -> None:

@@ -18,7 +18,7 @@ from epiatlas.imaging import CLASSES
 from epiatlas.imaging.gradcam import gradcam
 from epiatlas.imaging.inference import PROBABILITY_COLUMNS, loader, place_model
 from epiatlas.imaging.lungs import lung_fields
-from epiatlas.imaging.models import resolve_device
+from epiatlas.imaging.device import resolve_device
 from epiatlas.imaging.settings import Precision
 
 BORDER_FRACTION = 0.12

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
 
 TRAINING_SPLITS = ("train", "val")
 RECORD_FORMAT = 1
+TRAINING_CODE_VERSION = 1
+"""Bump when a change to training, augmentation, decoding or the models (`epiatlas.imaging.training`, `.dataset`,
+`.decode`, `.models`) would train other weights from the same images and settings: stored checkpoints retrain."""
 UNFINGERPRINTED = {"arch", "checkpoint", "pretrained_checkpoint", "device", "retrain", "num_workers"}
 """Settings outside the `settings` component: arch and the pretrained weights are components of their own (the
 weights by content, not path), the device is resolved into `environment`, retrain forces rather than describes,
@@ -63,13 +67,11 @@ def training_fingerprint(frames: dict[str, pd.DataFrame], settings: TrainSetting
 
     Components: train_images and val_images (pixel SHA-256 and label of each image, in order), settings,
     arch, pretrained_weights (file content), code (epiatlas and training-code versions) and environment
-    (torch and timm versions, device kind).
+    (torch and timm versions, device kind). Imports torch, not timm: a reused checkpoint loads no model code.
     """
-    import timm
     import torch
 
-    from epiatlas.imaging.models import resolve_device
-    from epiatlas.imaging.training import TRAINING_CODE_VERSION
+    from epiatlas.imaging.device import resolve_device
 
     device = resolve_device(settings.device)
     kind = f"cuda {torch.cuda.get_device_name(device)}" if device.type == "cuda" else device.type
@@ -79,7 +81,7 @@ def training_fingerprint(frames: dict[str, pd.DataFrame], settings: TrainSetting
         "arch": _part(settings.arch),
         "pretrained_weights": _part(_file_sha256(settings.pretrained_checkpoint)),
         "code": _part({"epiatlas": __version__, "training_code": TRAINING_CODE_VERSION}),
-        "environment": _part({"torch": torch.__version__, "timm": timm.__version__, "device": kind}),
+        "environment": _part({"torch": torch.__version__, "timm": version("timm"), "device": kind}),
     }
     return Fingerprint({k: h for k, (h, _) in parts.items()}, {k: v for k, (_, v) in parts.items()})
 

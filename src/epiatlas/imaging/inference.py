@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from epiatlas.errors import ImagingError
 from epiatlas.imaging import CLASSES
-from epiatlas.imaging.models import resolve_device
+from epiatlas.imaging.device import resolve_device
 from epiatlas.imaging.settings import Precision
 
 PROBABILITY_COLUMNS = [f"p_{c}" for c in CLASSES]

@@ -178,15 +178,6 @@ def freeze_backbone(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def resolve_device(device: str) -> torch.device:
-    """'auto' -> CUDA when available, else the CPU; 'cuda' without a GPU is an error, not a silent fallback."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ImagingError("device: cuda was asked for but torch sees no CUDA GPU; use device: auto or cpu")
-    return torch.device(device)
-
-
 def _require_file(path: Path, setting: str) -> None:
     if not Path(path).is_file():
         raise ImagingError(f"{setting} {path} is not a file: give the path of a local weights file")

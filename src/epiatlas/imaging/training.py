@@ -24,13 +24,11 @@ from epiatlas.errors import ImagingError
 from epiatlas.imaging import CLASSES
 from epiatlas.imaging.evaluation import macro_auc
 from epiatlas.imaging.inference import autocast, autocast_dtype, batch_probabilities, loader, place_model, to_device
-from epiatlas.imaging.models import CHECKPOINT_FORMAT, build_model, freeze_backbone, resolve_device
+from epiatlas.imaging.device import resolve_device
+from epiatlas.imaging.models import CHECKPOINT_FORMAT, build_model, freeze_backbone
 from epiatlas.imaging.settings import AugmentSettings, TrainSettings
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_macro_auc"]
-TRAINING_CODE_VERSION = 1
-"""Part of the training fingerprint: bump it when a change to training, augmentation, decoding or the models
-would train different weights from the same images and settings (stored checkpoints are then retrained)."""
 
 
 @dataclass
