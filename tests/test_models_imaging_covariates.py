@@ -202,6 +202,8 @@ def test_small_demo_fits_with_the_pneumonia_probability(small_demo: Path, tmp_pa
             instance=instance, asset_selection=sorted(whole), tags=tags, raise_on_error=False
         )
     assert result.success, [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+    failed = [(c.asset_key, c.check_name) for c in result.get_asset_check_evaluations() if not c.passed]
+    assert failed == []  # the contract checks of glm_fit and glm_coefficients (n, dropped_reasons) included
     (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("glm_fit")]
     meta = {k: v.value for k, v in event.step_materialization_data.materialization.metadata.items()}
     with warehouse_for(cfg).connect(["glm_coefficients", "glm_fit", "cxr_region_summary"]) as con:
