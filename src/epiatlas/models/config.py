@@ -46,8 +46,9 @@ class ModelsConfig(BaseModel):
     imaging_covariates: list[ImagingCovariate] = Field(
         default_factory=list,
         description="columns of the public cxr_region_summary joined per region and period as covariates (needs the "
-        "imaging: section); share_pneumonia and mean_p_pneumonia are bacterial + viral + covid19; default none. Region-periods without a published summary (no images, or suppressed) "
-        "have no value and are left out of the fits (complete cases, counted in glm_fit and glm_coefficients)",
+        "imaging: section); share_pneumonia and mean_p_pneumonia are bacterial + viral + covid19; default none. "
+        "Region-periods without a published summary (no images, or suppressed) have no value and are left out of "
+        "the fits (complete cases, counted in glm_fit and glm_coefficients: n, dropped_reasons); nothing is imputed",
     )
     severity: bool = Field(True, description="also fit the binomial severity model (deaths or severe cases)")
     pdp_grid_points: int = Field(20, ge=2)
