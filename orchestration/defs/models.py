@@ -17,7 +17,6 @@ from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
 from epiatlas.covariates.source import covariate_table
-from epiatlas.errors import ConfigError
 from epiatlas.indices import fit_indices
 from epiatlas.indices.published import index_tables
 from epiatlas.indices.sources import indicator_table
@@ -227,8 +226,6 @@ def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefi
 
 def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
     """The models group for this configuration (indices only when indicator tables are configured)."""
-    if problem := cfg.models.imaging_problem(cfg.imaging is not None):
-        raise ConfigError(problem)
     has_indices = bool(_indicator_sources(cfg))
     assets = [build_models_asset(cfg, has_indices), build_figures_asset(cfg, has_indices)]
     if has_indices:

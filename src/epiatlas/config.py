@@ -252,6 +252,12 @@ class EpiatlasConfig(_Strict):
                              "imaging says where they are and how to classify them")
         return self
 
+    @model_validator(mode="after")
+    def _imaging_covariates_need_imaging(self) -> EpiatlasConfig:
+        if problem := self.models.imaging_problem(self.imaging is not None):
+            raise ValueError(problem)
+        return self
+
     def resolve_paths(self, base: Path) -> EpiatlasConfig:
         """Return a copy whose relative paths are anchored at `base`."""
 
