@@ -1,7 +1,8 @@
 """Region profiles, example queries and regional reports on one in-process run of the small demo.
 
-One pipeline run (module scope) on a copy of the small demo's config with its own warehouse; the reports job
-then writes the latest period's reports for a few regions (one with a suppressed cell), as the schedule would.
+One pipeline run (session scope, tests/report_fixtures.py) on a copy of the small demo's config with its own
+warehouse; the reports job then writes the latest period's reports for a few regions (one with a suppressed cell),
+as the schedule would.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from epiatlas.cli.main import app
-from epiatlas.config import dump_config, load_config
 from epiatlas.publish import publish_catalog, warehouse_for
 from epiatlas.reports.build import report_for
 from epiatlas.reports.config import ReportsConfig
@@ -26,12 +26,11 @@ from epiatlas.reports.html import external_references
 from epiatlas.reports.inputs import read_catalog_data
 from epiatlas.reports.profile import OUTCOME_COLUMNS, region_profile, revealed_cells
 from epiatlas.resources import resource_dir
-from orchestration.definitions import build_definitions
 from orchestration.defs.reports import reports_schedule
 from orchestration.jobs import REPORTS_JOB
-from orchestration.runner import run_pipeline
 
 pytestmark = pytest.mark.slow
+pytest_plugins = ["tests.report_fixtures"]
 QUERIES = resource_dir("sql") / "queries"
 
 
@@ -54,28 +53,9 @@ class _Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def run(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Pipeline run, then the reports job for the latest period on a suppressed and a visible region."""
-    tmp = tmp_path_factory.mktemp("reports")
-    base = load_config(small_demo)
-    cfg = base.model_copy(update={"warehouse": base.warehouse.model_copy(update={"root": tmp / "wh"})})
-    dump_config(cfg, tmp / "config.yaml")
-    summary, _ = run_pipeline(tmp / "config.yaml", in_process=True)
-    assert summary.failed_checks == [], summary.failed_checks
-    latest = cfg.periods.end
-    with warehouse_for(cfg).read_catalog() as con:
-        published = con.table("published_outcomes").df()
-    now = published[published["period"] == latest].sort_values("region_id")
-    hidden = now[now["suppression"] == "primary"]["region_id"].iloc[0]
-    visible = now[now["suppression"].isna()]["region_id"].iloc[0]
-    chosen = cfg.model_copy(update={"reports": ReportsConfig(regions=[hidden, visible])})
-    dump_config(chosen, tmp / "config_reports.yaml")
-    defs = build_definitions(tmp / "config_reports.yaml")
-    result = defs.resolve_job_def(REPORTS_JOB).execute_in_process(
-        partition_key=str(latest), instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
-    )
-    return {"cfg": chosen, "path": tmp / "config_reports.yaml", "defs": defs, "result": result, "latest": latest,
-            "hidden": hidden, "visible": visible}  # fmt: skip
+def run(reports_run: dict) -> dict:
+    """The session's pipeline run and reports job (tests/report_fixtures.py)."""
+    return reports_run
 
 
 @pytest.fixture(scope="module")
@@ -231,7 +211,7 @@ def test_reports_job_succeeds_with_its_checks(run: dict) -> None:
     result = run["result"]
     assert result.success
     checks = result.get_asset_check_evaluations()
-    assert {c.check_name for c in checks} >= {"reports_self_contained", "contract_schema"}
+    assert {c.check_name for c in checks} >= {"reports_self_contained", "reports_render", "contract_schema"}
     assert all(c.passed for c in checks), [(c.check_name, c.description) for c in checks if not c.passed]
 
 
@@ -239,8 +219,10 @@ def test_reports_table_lists_each_report_with_its_hash(run: dict) -> None:
     rows, artifacts = _report_files(run)
     assert set(rows["region_id"]) == {"national", run["hidden"], run["visible"]}
     for row in rows.itertuples():
-        path = artifacts / f"report_{row.region_id.lower()}_{run['latest']}" / f"{row.sha256}.html"
-        assert path.stat().st_size == row.bytes
+        folder = artifacts / f"report_{row.region_id.lower()}_{run['latest']}"
+        assert (folder / f"{row.sha256}.html").stat().st_size == row.bytes
+        pdf = (folder / f"{row.pdf_sha256}.pdf").read_bytes()
+        assert len(pdf) == row.pdf_bytes and pdf.startswith(b"%PDF-")
 
 
 def test_region_report_is_self_contained_and_shows_suppression(run: dict) -> None:

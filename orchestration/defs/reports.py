@@ -8,11 +8,14 @@ import dagster as dg
 
 from epiatlas.artifacts import ArtifactStore
 from epiatlas.config import EpiatlasConfig
-from epiatlas.contracts import load_contract
+from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.conform import conformed_select, write_conformed
-from epiatlas.reports.build import build_reports, report_rows, store_report
+from epiatlas.reports.browser import Chromium
+from epiatlas.reports.build import build_reports
 from epiatlas.reports.html import external_references
 from epiatlas.reports.inputs import NATIONAL, read_catalog_data
+from epiatlas.reports.output import StoredReport, report_rows, store_rendered
+from epiatlas.warehouse import Warehouse, WrittenTable
 from epiatlas.reports.profile import region_profile, revealed_cells
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
 from orchestration.defs.publish import CATALOG_ASSET
@@ -25,6 +28,7 @@ PROFILE = "region_profile"
 REPORTS = REPORTS_ASSET
 NOTHING_HIDDEN_REVEALED = "shows_only_what_published_outcomes_shows"
 SELF_CONTAINED = "reports_self_contained"
+RENDER = "reports_render"
 
 
 def _profile_inputs(cfg: EpiatlasConfig) -> dict[str, str | None]:
@@ -88,7 +92,8 @@ def build_profile_defs(cfg: EpiatlasConfig) -> dg.Definitions:
 
 
 def build_reports_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
-    """HTML reports per period from the published catalog, stored as public artifacts and listed in `reports`."""
+    """HTML reports (and their PDFs) per period from the published catalog, each loaded in headless Chromium,
+    stored as public artifacts and listed in `reports`."""
     contract = load_contract(REPORTS)
 
     @dg.asset(
@@ -97,13 +102,17 @@ def build_reports_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
         deps=[CATALOG_ASSET],
         partitions_def=dg.StaticPartitionsDefinition(cfg.periods.keys),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        description=f"{contract.description}\n\nSettings: `reports:` in the config (level, regions, cron, enabled).",
+        description=f"{contract.description}\n\nSettings: `reports:` in the config (level, regions, cron, enabled, "
+                    "pdf).",
         kinds={"html", "parquet"},
         tags={"privacy": contract.privacy},
         check_specs=[
             *contract_check_specs(contract),
             dg.AssetCheckSpec(SELF_CONTAINED, asset=REPORTS,
                               description="no report references anything but data: URIs (no request when opened)"),
+            dg.AssetCheckSpec(RENDER, asset=REPORTS,
+                              description="every report loaded in headless Chromium shows no broken image, console "
+                                          "or page error, and makes no outside request"),
         ],  # fmt: skip
     )
     def _reports(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
@@ -113,26 +122,41 @@ def build_reports_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
             data = read_catalog_data(con)
         store = ArtifactStore(warehouse.root / "artifacts")
         external: list[str] = []
-        for key in sorted(context.partition_keys):
-            reports = build_reports(data, int(key), cfg.reports.level, cfg.reports.regions, context.run_id)
-            stored = [store_report(r, store) for r in reports]
-            external += [f"{r.artifact_name}: {ref}" for r in reports for ref in external_references(r.html)]
-            with warehouse.connect(()) as con:
-                con.register("_frame", report_rows(reports, stored))
-                select = conformed_select(contract, "_frame")
-                written = warehouse.write_table(con, REPORTS, select, partition=("period", key))
-            national = next(a for r, a in zip(reports, stored, strict=True) if r.level == NATIONAL)
-            context.add_asset_metadata({**table_metadata(contract, written), "period": int(key),
-                                        "national_summary": dg.MetadataValue.path(str(national.path))},
-                                       partition_key=key)  # fmt: skip
-            context.log.info(f"period {key}: {len(reports)} reports under {store.root}")
-        check = dg.AssetCheckResult(
-            check_name=SELF_CONTAINED, passed=not external, description=f"{len(external)} external references",
-            metadata={"failing_rows": len(external), "examples": str(external[:5])},
-        )  # fmt: skip
-        return dg.MaterializeResult(check_results=[*contract_check_results(warehouse, contract), check])
+        problems: list[str] = []
+        with Chromium() as browser:
+            for key in sorted(context.partition_keys):
+                reports = build_reports(data, int(key), cfg.reports.level, cfg.reports.regions, context.run.run_id)
+                stored = [store_rendered(r, store, browser, cfg.reports.pdf) for r in reports]
+                external += [f"{r.artifact_name}: {ref}" for r in reports for ref in external_references(r.html)]
+                problems += [f"{s.report.artifact_name}: {p}" for s in stored for p in s.problems]
+                written = _write_period(warehouse, contract, key, stored)
+                national = next(s for s in stored if s.report.level == NATIONAL)
+                context.add_asset_metadata({**table_metadata(contract, written), "period": int(key),
+                                            **_national_paths(national)}, partition_key=key)  # fmt: skip
+                context.log.info(f"period {key}: {len(reports)} reports under {store.root}")
+        checks = [_check(SELF_CONTAINED, external, "external references"), _check(RENDER, problems, "problems")]
+        return dg.MaterializeResult(check_results=[*contract_check_results(warehouse, contract), *checks])
 
     return _reports
+
+
+def _write_period(warehouse: Warehouse, contract: Contract, key: str, stored: list[StoredReport]) -> WrittenTable:
+    """Replace the `reports` rows of period `key`."""
+    with warehouse.connect(()) as con:
+        con.register("_frame", report_rows(stored))
+        return warehouse.write_table(con, REPORTS, conformed_select(contract, "_frame"), partition=("period", key))
+
+
+def _national_paths(national: StoredReport) -> dict[str, dg.MetadataValue]:
+    """Where the national summary's HTML (and PDF) lie, for the asset's metadata."""
+    paths = {"national_summary": national.html.path, "national_pdf": national.pdf.path if national.pdf else None}
+    return {k: dg.MetadataValue.path(str(p)) for k, p in paths.items() if p is not None}
+
+
+def _check(name: str, failures: list[str], what: str) -> dg.AssetCheckResult:
+    """A check that passes without `failures`, listing the first few."""
+    return dg.AssetCheckResult(check_name=name, passed=not failures, description=f"{len(failures)} {what}",
+                               metadata={"failing_rows": len(failures), "examples": str(failures[:5])})  # fmt: skip
 
 
 def reports_schedule(cfg: EpiatlasConfig) -> dg.ScheduleDefinition:

@@ -21,7 +21,6 @@ from epiatlas.reports.inputs import NATIONAL, CatalogData
 from epiatlas.reports.profile import N_DRIVERS
 
 Level = Literal["region", "parent"]
-REPORT_COLUMNS = ["region_id", "period", "level", "sha256", "bytes"]
 OVERLAYS_SHOWN = 2
 
 
@@ -237,12 +236,3 @@ def store_report(report: Report, store: ArtifactStore, on_demand: bool = False) 
     replace the file the `reports` table lists."""
     name = f"{report.artifact_name}_on_demand" if on_demand else report.artifact_name
     return store.put(name, report.html.encode("utf-8"), kind="report", privacy="public", suffix="html")
-
-
-def report_rows(reports: Sequence[Report], stored: Sequence[Artifact]) -> pd.DataFrame:
-    """The `reports` table rows: subject, period, level, content hash and size of each stored report."""
-    return pd.DataFrame(
-        [{"region_id": r.subject, "period": r.period, "level": r.level, "sha256": a.sha256, "bytes": a.size}
-         for r, a in zip(reports, stored, strict=True)],
-        columns=REPORT_COLUMNS,
-    )  # fmt: skip

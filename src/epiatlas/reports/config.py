@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ReportsConfig(BaseModel):
-    """Regional HTML reports: schedule cadence, one report per region or per parent region, which ones."""
+    """Regional HTML (and PDF) reports: schedule cadence, one report per region or per parent region, which ones."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
@@ -18,6 +18,9 @@ class ReportsConfig(BaseModel):
     regions: list[str] | None = Field(
         None, min_length=1, description="region_ids (or parent_ids at level parent) to report on; default: all")
     enabled: bool = Field(True, description="whether the schedule runs (it can still be started in the UI)")
+    pdf: bool = Field(True, description="also print each report to an A4 PDF in headless Chromium, stored as a public "
+                                        "artifact next to its HTML (Chromium loads every report for the render "
+                                        "check either way)")
 
     @field_validator("cron")
     @classmethod
