@@ -148,7 +148,7 @@ def _index_rows(rows: pd.DataFrame, names: dict[str, str]) -> list[dict[str, obj
 
 
 def region_report(
-    data: CatalogData, subject: Subject, period: int, shapes: figures.RegionShapes, run_id: str
+    data: CatalogData, subject: Subject, period: int, shared: figures.PeriodFigures, run_id: str
 ) -> Report:
     """The HTML report of one region (or parent region) and period."""
     current = data.period_rows(period)
@@ -156,7 +156,6 @@ def region_report(
     history = data.profile[data.profile["region_id"].isin(subject.region_ids)]
     names = dict(zip(data.regions["region_id"], data.regions["name"].fillna(data.regions["region_id"]), strict=True))
     parent = f", {len(subject.region_ids)} regions" if subject.level == "parent" else ""
-    shr = current.set_index("region_id")["shr"]
     context = {
         **_common(data, f"Hospitalization burden: {subject.title}", period, run_id),
         "subject": subject.title,
@@ -165,10 +164,8 @@ def region_report(
                       "cells": _outcome_cells(r, data.threshold)} for _, r in mine.iterrows()],
         "indices": _index_rows(mine, names),
         "figures": {
-            "map": data_uri(figures.region_map(shapes, shr, subject.region_ids,
-                                               f"SHR, {period}: {subject.title} outlined")),
-            "ranking": data_uri(figures.shr_ranking(current, subject.region_ids,
-                                                    f"SHR against the other regions, {period}")),
+            "map": data_uri(shared.region_map(subject.region_ids)),
+            "ranking": data_uri(shared.shr_ranking(subject.region_ids)),
             "trends": [(names[rid], data_uri(figures.trend(g, f"SHR over periods: {names[rid]}")))
                        for rid, g in history.groupby("region_id")],
             "drivers": _driver_figures(mine, names),
@@ -191,7 +188,7 @@ def _quintile_rows(current: pd.DataFrame) -> list[dict[str, object]]:
 
 
 def national_report(
-    data: CatalogData, period: int, shapes: figures.RegionShapes, run_id: str, top: int = 10
+    data: CatalogData, period: int, shared: figures.PeriodFigures, run_id: str, top: int = 10
 ) -> Report:
     """The national summary of one period: map, ranking, highest SHR with drivers, quintiles x SHR, imaging."""
     current = data.period_rows(period)
@@ -206,29 +203,34 @@ def national_report(
                      else f"{r['driver_1']} ({r['driver_1_shap']:+.2f})"} for _, r in highest.iterrows()],
         "quintiles": _quintile_rows(current),
         "figures": {
-            "map": data_uri(figures.region_map(shapes, current.set_index("region_id")["shr"], (), f"SHR, {period}")),
-            "ranking": data_uri(figures.shr_ranking(current, (), f"SHR of every region, {period}")),
+            "map": data_uri(shared.region_map(())),
+            "ranking": data_uri(shared.shr_ranking(())),
         },
         **_imaging_context(data, current),
     }  # fmt: skip
     return Report(NATIONAL, NATIONAL, period, render("national.html.j2", context))
 
 
+def period_figures(data: CatalogData, period: int) -> figures.PeriodFigures:
+    """The SHR map and ranking of `period` every report of it shares."""
+    return figures.PeriodFigures(figures.RegionShapes.from_wkb(data.regions), data.period_rows(period), period)
+
+
 def build_reports(
     data: CatalogData, period: int, level: Level, chosen: Sequence[str] | None, run_id: str
 ) -> list[Report]:
-    """The national summary and one report per subject for `period`."""
-    shapes = figures.RegionShapes.from_wkb(data.regions)
-    return [national_report(data, period, shapes, run_id),
-            *(region_report(data, s, period, shapes, run_id) for s in subjects(data, level, chosen))]  # fmt: skip
+    """The national summary and one report per subject for `period` (the map and ranking drawn once for all)."""
+    shared = period_figures(data, period)
+    return [national_report(data, period, shared, run_id),
+            *(region_report(data, s, period, shared, run_id) for s in subjects(data, level, chosen))]  # fmt: skip
 
 
 def report_for(data: CatalogData, key: str, period: int, level: Level, run_id: str) -> Report:
     """One report on demand: `key` is a region_id (parent_id at level parent) or 'national'."""
-    shapes = figures.RegionShapes.from_wkb(data.regions)
+    shared = period_figures(data, period)
     if key == NATIONAL:
-        return national_report(data, period, shapes, run_id)
-    return region_report(data, subjects(data, level, [key])[0], period, shapes, run_id)
+        return national_report(data, period, shared, run_id)
+    return region_report(data, subjects(data, level, [key])[0], period, shared, run_id)
 
 
 def store_report(report: Report, store: ArtifactStore, on_demand: bool = False) -> Artifact:

@@ -7,17 +7,25 @@ an HTML file. Suppressed cells have no value and are drawn as such (grey, or lef
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from io import BytesIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from epiatlas.models.plots import _figure, _png, _ratio_axis
 
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 HIGHLIGHT, OTHERS, HIDDEN = "#d62728", "#7f7f7f", "#d9d9d9"
 SIZE = "full"
 MINOR_LABELS = {"0.2", "0.3", "0.5", "2", "3", "5"}  # labelled minor ticks of the log SHR colour bar
+PAD_INCHES = 0.15  # as `_png` pads its tight crop
 
 
 @dataclass(frozen=True)
@@ -43,13 +51,70 @@ class RegionShapes:
         return cls(tuple(regions["region_id"]), tuple(paths), tuple(shapely.total_bounds(geometries)))
 
 
-def region_map(shapes: RegionShapes, shr: pd.Series, highlight: Sequence[str], title: str) -> bytes:
-    """SHR of every region (grey where hidden) with the report's regions outlined in red.
+class Backdrop:
+    """A figure drawn once, on which each report draws only its own few artists (Agg blitting): the pixels of
+    drawing the whole figure per report, at the cost of those artists. Cropped as `_png` crops (tight, padded)."""
+
+    def __init__(self, fig: Figure, ax: Axes) -> None:
+        fig.canvas.draw()
+        ax.set_autoscale_on(False)  # what a report adds lies within the drawn data and never moves the axes
+        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD_INCHES)
+        width, height, dpi = fig.bbox.width, fig.bbox.height, fig.dpi
+        rows = slice(max(0, int(height - box.y1 * dpi)), min(int(height), int(np.ceil(height - box.y0 * dpi))))
+        self._crop = (rows, slice(max(0, int(box.x0 * dpi)), min(int(width), int(np.ceil(box.x1 * dpi)))))
+        self._background = fig.canvas.copy_from_bbox(fig.bbox)
+        self.fig, self.ax = fig, ax
+
+    def png(self, artists: Callable[[Axes], list[Artist]]) -> bytes:
+        """The figure with the artists `artists(ax)` adds drawn on top (and removed again) as PNG bytes."""
+        from PIL import Image
+
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        added = artists(self.ax)
+        for artist in added:
+            self.ax.draw_artist(artist)
+        pixels = np.asarray(canvas.buffer_rgba())[self._crop]
+        buffer = BytesIO()
+        Image.fromarray(pixels, "RGBA").save(buffer, format="png")
+        for artist in added:
+            artist.remove()
+        return buffer.getvalue()
+
+
+class PeriodFigures:
+    """The SHR map and ranking of one period, drawn once; every report of the period adds only its regions in red."""
+
+    def __init__(self, shapes: RegionShapes, period_rows: pd.DataFrame, period: int) -> None:
+        self.shapes = shapes
+        self.visible = _on_log_axis(period_rows.dropna(subset=["shr"]).sort_values(["shr", "region_id"]))
+        self._map = Backdrop(*_shr_map(shapes, period_rows.set_index("region_id")["shr"], f"SHR, {period}"))
+        hidden = int(period_rows["shr"].isna().sum())
+        self._ranking = Backdrop(*_shr_ranking(self.visible, hidden, f"SHR of every region (95% CI), {period}"))
+
+    def region_map(self, highlight: Sequence[str]) -> bytes:
+        """The map with the regions `highlight` outlined in red."""
+        from matplotlib.collections import PathCollection
+
+        chosen = set(highlight)
+        paths = [p for r, p in zip(self.shapes.region_ids, self.shapes.paths, strict=True) if r in chosen]
+        return self._map.png(lambda ax: [ax.add_collection(PathCollection(
+            paths, facecolors="none", edgecolors=HIGHLIGHT, linewidths=1.5), autolim=False)])  # fmt: skip
+
+    def shr_ranking(self, highlight: Sequence[str]) -> bytes:
+        """The ranking with the regions `highlight` in red."""
+        mine = self.visible[self.visible["region_id"].isin(list(highlight))]
+        return self._ranking.png(lambda ax: [
+            ax.vlines(mine.index, mine["shr_lower"], mine["shr_upper"], color=HIGHLIGHT, linewidth=0.6),
+            ax.scatter(mine.index, mine["shr"], color=HIGHLIGHT, s=16, zorder=3)])  # fmt: skip
+
+
+def _shr_map(shapes: RegionShapes, shr: pd.Series, title: str) -> tuple[Figure, Axes]:
+    """SHR of every region (grey where hidden or without a value) on a log colour scale, with its colour bar.
 
     Parameters
     ----------
     shr : SHR by region_id for the period (NaN or absent where the cell is hidden).
-    highlight : region_ids outlined.
     """
     from matplotlib.collections import PathCollection
     from matplotlib.colors import LogNorm
@@ -66,9 +131,6 @@ def region_map(shapes: RegionShapes, shr: pd.Series, highlight: Sequence[str], t
     ax.add_collection(PathCollection([p for p, k in zip(shapes.paths, known, strict=True) if not k],
                                      facecolors=HIDDEN, linewidths=0.1, edgecolors="white"))  # fmt: skip
     ax.add_collection(collection)
-    chosen = set(highlight)
-    ax.add_collection(PathCollection([p for r, p in zip(shapes.region_ids, shapes.paths, strict=True) if r in chosen],
-                                     facecolors="none", edgecolors=HIGHLIGHT, linewidths=1.5))  # fmt: skip
     bar = fig.colorbar(collection, ax=ax, shrink=0.6, label="SHR (grey: suppressed or no value)")
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
     bar.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:.2g}" if f"{v:.2g}" in MINOR_LABELS else ""))
@@ -78,26 +140,34 @@ def region_map(shapes: RegionShapes, shr: pd.Series, highlight: Sequence[str], t
     ax.set_aspect("equal")
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return fig, ax
 
 
-def shr_ranking(period_rows: pd.DataFrame, highlight: Sequence[str], title: str) -> bytes:
-    """Every visible region's SHR with its CI, sorted, the report's regions in red; hidden cells counted below."""
-    visible = period_rows.dropna(subset=["shr"]).sort_values(["shr", "region_id"]).reset_index(drop=True)
+def _on_log_axis(visible: pd.DataFrame) -> pd.DataFrame:
+    """`visible` renumbered 0..n-1, an SHR or lower bound of 0 (no cases) raised to the log axis' floor: half the
+    smallest positive lower bound."""
+    positive = visible["shr_lower"][visible["shr_lower"] > 0]
+    floor = float(positive.min()) / 2 if len(positive) else 0.1
+    return visible.reset_index(drop=True).assign(shr=visible["shr"].clip(lower=floor).to_numpy(),
+                                                 shr_lower=visible["shr_lower"].clip(lower=floor).to_numpy())
+
+
+def _shr_ranking(visible: pd.DataFrame, hidden: int, title: str) -> tuple[Figure, Axes]:
+    """Every visible region's SHR with its CI in grey, sorted; the hidden cells counted below."""
+    from matplotlib.ticker import LogLocator
+
     fig, (ax,) = _figure(5.0, 3.2, SIZE)
-    chosen = visible["region_id"].isin(list(highlight)).to_numpy()
-    x = np.arange(len(visible))
-    for mask, color, size in ((~chosen, OTHERS, 4), (chosen, HIGHLIGHT, 16)):
-        ax.vlines(x[mask], visible["shr_lower"][mask], visible["shr_upper"][mask], color=color, linewidth=0.6)
-        ax.scatter(x[mask], visible["shr"][mask], color=color, s=size, zorder=3)
+    ax.vlines(visible.index, visible["shr_lower"], visible["shr_upper"], color=OTHERS, linewidth=0.6)
+    ax.scatter(visible.index, visible["shr"], color=OTHERS, s=4, zorder=3)
     ax.axhline(1.0, color="black", linewidth=0.6, linestyle="--")
     _ratio_axis(ax, "y")
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.set_xticks([])
-    hidden = int(period_rows["shr"].isna().sum())
-    ax.set_xlabel(f"{len(visible)} regions by SHR; {hidden} suppressed or without a value not shown", fontsize=8)
+    ax.set_xlabel(f"{len(visible)} regions by SHR (an SHR of 0 at the bottom edge)\n{hidden} suppressed or without "
+                  "a value not shown", fontsize=8)
     ax.set_ylabel("SHR (95% CI)")
     ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return fig, ax
 
 
 def trend(rows: pd.DataFrame, title: str) -> bytes:
@@ -112,6 +182,8 @@ def trend(rows: pd.DataFrame, title: str) -> bytes:
     if len(hidden):
         ax.legend(fontsize=7, loc="best")
     ax.axhline(1.0, color="black", linewidth=0.6, linestyle="--")
+    if visible.empty:  # nothing but the reference line: no SHR scale to read
+        ax.set_yticks([1.0])
     ax.set_xticks(rows["period"].tolist())
     ax.set_ylabel("SHR (95% CI)")
     ax.set_title(title, fontsize=9)
