@@ -57,11 +57,15 @@ class RenderedReport:
 
 
 class _Watch:
-    """Collects one page's console errors, page errors, blocked (outside) and failed requests."""
+    """Collects a page's console errors, page errors, blocked (outside) and failed requests."""
 
     def __init__(self) -> None:
         self.problems: list[str] = []
         self.blocked: set[str] = set()
+
+    def reset(self) -> None:
+        """Forget what the previous report showed."""
+        self.problems, self.blocked = [], set()
 
     def route(self, route: Any) -> None:
         url = route.request.url
@@ -115,12 +119,17 @@ class _Driver:
 
 
 class Chromium:
-    """One headless Chromium for a batch of reports: `with Chromium() as browser: browser.render(html)`."""
+    """One headless Chromium and page for a batch of reports: `with Chromium() as browser: browser.render(html)`.
+
+    The page is reused (a new one costs more than loading a report into it); each render starts a new document.
+    """
 
     def __init__(self, executable: Path | None = None, timeout_s: float = 60.0) -> None:
         self.executable = executable or chromium_path()
         self.timeout_ms = timeout_s * 1000
         self._browser: Any = None
+        self._page: Any = None
+        self._watch = _Watch()
 
     def __enter__(self) -> Chromium:
         from playwright.sync_api import Error
@@ -134,6 +143,12 @@ class Chromium:
             raise BrowserFailedError(f"Chromium at {self.executable} did not start: {exc.message.splitlines()[0]}; "
                                      f"check that it runs (`{self.executable} --version`) or set {CHROMIUM_ENV}"
                                      ) from exc  # fmt: skip
+        self._page = self._browser.new_page(viewport=VIEWPORT)
+        self._page.set_default_timeout(self.timeout_ms)
+        self._page.route("**/*", self._watch.route)
+        self._page.on("console", self._watch.console)
+        self._page.on("pageerror", self._watch.page_error)
+        self._page.on("requestfailed", self._watch.request_failed)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -141,16 +156,12 @@ class Chromium:
         _Driver.release()
 
     def render(self, html: str, *, pdf: bool = False, screenshot: bool = False) -> RenderedReport:
-        """Load `html` offline (every request but data: URIs blocked and recorded), check it, print or capture it."""
+        """Load `html` offline (every request but data: URIs blocked and recorded), check it, and print it (A4,
+        backgrounds, no header or footer) or capture it (full page) when asked."""
         from playwright.sync_api import Error
 
-        page = self._browser.new_page(viewport=VIEWPORT)
-        watch = _Watch()
-        page.set_default_timeout(self.timeout_ms)
-        page.route("**/*", watch.route)
-        page.on("console", watch.console)
-        page.on("pageerror", watch.page_error)
-        page.on("requestfailed", watch.request_failed)
+        page = self._page
+        self._watch.reset()
         try:
             page.set_content(html, wait_until="load")
             broken = [f"broken image: {name}" for name in page.evaluate(BROKEN_IMAGES)]
@@ -159,6 +170,4 @@ class Chromium:
             shot = page.screenshot(full_page=True, type="png") if screenshot else None
         except Error as exc:
             raise BrowserFailedError(f"Chromium could not render the report: {exc.message.splitlines()[0]}") from exc
-        finally:
-            page.close()
-        return RenderedReport(tuple(watch.problems + broken), text, printed, shot)
+        return RenderedReport(tuple(self._watch.problems + broken), text, printed, shot)

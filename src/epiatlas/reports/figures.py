@@ -51,6 +51,39 @@ class RegionShapes:
         return cls(tuple(regions["region_id"]), tuple(paths), tuple(shapely.total_bounds(geometries)))
 
 
+def _tight_box(fig: Figure) -> tuple[tuple[int, int, int, int], bool]:
+    """`_png`'s tight crop of the drawn `fig` padded by PAD_INCHES, in canvas pixels (top, bottom, left, right; it
+    may reach past the canvas), and whether everything drawn lies within the canvas."""
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    width, height, dpi = fig.bbox.width, fig.bbox.height, fig.dpi
+    inside = box.x0 * dpi >= -1 and box.y0 * dpi >= -1 and box.x1 * dpi <= width + 1 and box.y1 * dpi <= height + 1
+    box = box.padded(PAD_INCHES)
+    return (int(height - box.y1 * dpi), int(np.ceil(height - box.y0 * dpi)), int(box.x0 * dpi),
+            int(np.ceil(box.x1 * dpi))), inside  # fmt: skip
+
+
+def _encode(fig: Figure, box: tuple[int, int, int, int]) -> bytes:
+    """The drawn canvas of `fig` within `box` (white where the box reaches past it) as PNG bytes, no metadata."""
+    from PIL import Image
+
+    top, bottom, left, right = box
+    canvas = np.asarray(fig.canvas.buffer_rgba())
+    pixels = np.full((bottom - top, right - left, 4), 255, dtype=np.uint8)
+    rows, columns = slice(max(top, 0), min(bottom, canvas.shape[0])), slice(max(left, 0), min(right, canvas.shape[1]))
+    pixels[rows.start - top:rows.stop - top, columns.start - left:columns.stop - left] = canvas[rows, columns]
+    buffer = BytesIO()
+    Image.fromarray(pixels, "RGBA").save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _tight_png(fig: Figure) -> bytes:
+    """The PNG `_png` writes, from one draw instead of its two; `_png` itself when something is drawn outside the
+    canvas (which `_png` widens the canvas to show)."""
+    fig.canvas.draw()
+    box, inside = _tight_box(fig)
+    return _encode(fig, box) if inside else _png(fig)
+
+
 class Backdrop:
     """A figure drawn once, on which each report draws only its own few artists (Agg blitting): the pixels of
     drawing the whole figure per report, at the cost of those artists. Cropped as `_png` crops (tight, padded)."""
@@ -58,28 +91,20 @@ class Backdrop:
     def __init__(self, fig: Figure, ax: Axes) -> None:
         fig.canvas.draw()
         ax.set_autoscale_on(False)  # what a report adds lies within the drawn data and never moves the axes
-        box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(PAD_INCHES)
-        width, height, dpi = fig.bbox.width, fig.bbox.height, fig.dpi
-        rows = slice(max(0, int(height - box.y1 * dpi)), min(int(height), int(np.ceil(height - box.y0 * dpi))))
-        self._crop = (rows, slice(max(0, int(box.x0 * dpi)), min(int(width), int(np.ceil(box.x1 * dpi)))))
+        self._box, _ = _tight_box(fig)
         self._background = fig.canvas.copy_from_bbox(fig.bbox)
         self.fig, self.ax = fig, ax
 
     def png(self, artists: Callable[[Axes], list[Artist]]) -> bytes:
         """The figure with the artists `artists(ax)` adds drawn on top (and removed again) as PNG bytes."""
-        from PIL import Image
-
-        canvas = self.fig.canvas
-        canvas.restore_region(self._background)
+        self.fig.canvas.restore_region(self._background)
         added = artists(self.ax)
         for artist in added:
             self.ax.draw_artist(artist)
-        pixels = np.asarray(canvas.buffer_rgba())[self._crop]
-        buffer = BytesIO()
-        Image.fromarray(pixels, "RGBA").save(buffer, format="png")
+        png = _encode(self.fig, self._box)
         for artist in added:
             artist.remove()
-        return buffer.getvalue()
+        return png
 
 
 class PeriodFigures:
@@ -187,7 +212,7 @@ def trend(rows: pd.DataFrame, title: str) -> bytes:
     ax.set_xticks(rows["period"].tolist())
     ax.set_ylabel("SHR (95% CI)")
     ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return _tight_png(fig)
 
 
 def drivers(features: Sequence[str], shap_values: Sequence[float], title: str) -> bytes:
@@ -200,7 +225,7 @@ def drivers(features: Sequence[str], shap_values: Sequence[float], title: str) -
     ax.set_xlabel("SHAP value (log rate ratio; > 0 raises the rate)", fontsize=8)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return _tight_png(fig)
 
 
 def pm25(rows: pd.DataFrame, guideline: float, title: str) -> bytes:
@@ -212,4 +237,4 @@ def pm25(rows: pd.DataFrame, guideline: float, title: str) -> bytes:
     ax.legend(fontsize=7, loc="best")
     ax.set_ylabel("PM2.5 (ug/m3)")
     ax.set_title(title, fontsize=9)
-    return _png(fig)
+    return _tight_png(fig)
