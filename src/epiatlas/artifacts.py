@@ -54,7 +54,7 @@ class Artifact:
 
 
 _MEDIA = {"png": "image/png", "pkl": "application/octet-stream", "pt": "application/octet-stream",
-          "txt": "text/plain", "json": "application/json", "html": "text/html"}
+          "txt": "text/plain", "json": "application/json", "html": "text/html", "pdf": "application/pdf"}
 
 
 class ArtifactStore:
