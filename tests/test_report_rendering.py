@@ -86,8 +86,10 @@ def test_report_loads_without_problems(rendered: dict, which: str) -> None:
 
 
 def _row(text: str, region_id: str) -> list[str]:
-    """The cells of the table row naming `region_id`, as Chromium lays the table out in text (tab-separated)."""
-    (line,) = [line for line in text.splitlines() if f"({region_id})\t" in line]
+    """The cells of the outcomes table's row naming `region_id`, as Chromium lays a table out in text (one line a
+    row, cells tab-separated); the outcomes table is the one before the trends."""
+    outcomes = text.split("Trend over periods", 1)[0]
+    (line,) = [line for line in outcomes.splitlines() if f"({region_id})\t" in line]
     return line.split("\t")
 
 
@@ -164,6 +166,15 @@ def test_the_same_report_prints_to_the_same_bytes(rendered: dict, browser: Chrom
 def test_a_faulty_page_is_reported(browser: Chromium, body: str, problem: str) -> None:
     page = browser.render(f"<!DOCTYPE html><html><body><p>report</p>{body}</body></html>")
     assert problem in page.problems, page.problems
+
+
+def test_nothing_carries_over_from_the_previous_page(browser: Chromium) -> None:
+    """The batch's page is reused: a report's Content-Security-Policy must not judge (or hide) the next page."""
+    strict = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">"
+    assert browser.render(f"<!DOCTYPE html><html><head>{strict}</head><body>first</body></html>").problems == ()
+    page = browser.render('<!DOCTYPE html><html><body><img alt="x" src="http://127.0.0.1:9/x.png"></body></html>')
+    assert "outside request blocked: http://127.0.0.1:9/x.png" in page.problems, page.problems
+    assert page.text == ""
 
 
 def test_a_missing_browser_says_how_to_install_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ class _Driver:
 class Chromium:
     """One headless Chromium and page for a batch of reports: `with Chromium() as browser: browser.render(html)`.
 
-    The page is reused (a new one costs more than loading a report into it); each render starts a new document.
+    The page is reused (a new one costs more than loading a report into it); each render loads a new document.
     """
 
     def __init__(self, executable: Path | None = None, timeout_s: float = 60.0) -> None:
@@ -163,6 +163,7 @@ class Chromium:
         page = self._page
         self._watch.reset()
         try:
+            page.goto("about:blank")  # a new document: nothing (a CSP, a script's state) carries over from the last
             page.set_content(html, wait_until="load")
             broken = [f"broken image: {name}" for name in page.evaluate(BROKEN_IMAGES)]
             text = page.inner_text("body")

@@ -95,7 +95,8 @@ def _imaging_rows(rows: pd.DataFrame, threshold: int) -> list[dict[str, object]]
         hidden = hidden_label(bool(r["imaging_suppressed"]), threshold)
         columns = [("n_images", ",d"), *((c, ".0%") for c in ("share_normal", "share_bacterial", "share_viral",
                    "share_covid19", "mean_lung_share", "share_off_lung"))]  # fmt: skip
-        out.append({"name": r["name"], "cells": [cell(r[c], f, hidden) for c, f in columns]})
+        cells = [cell(r[c], f, hidden) for c, f in columns]
+        out.append({"name": f"{r['name']} ({r['region_id']})", "cells": cells})
     return out
 
 
