@@ -29,13 +29,22 @@ TERMINAL_STATUSES = {"SUCCESS", "FAILURE", "CANCELED"}
 INSTANCE_YAML = "telemetry:\n  enabled: false\nnux:\n  enabled: false\npython_logs:\n  python_log_level: INFO\n"
 GRAPH_PAGE = "/asset-groups"  # "Global asset lineage"
 HIDE_NAVIGATION = "localStorage.setItem('dagster-nav-collapsed', 'true')"
-NAMES_SHOWN = "names => names.every(name => document.body.innerText.includes(name))"
+# Every name drawn as a line of its own, whole or shortened in the middle ("region_p…_outcomes") as the UI does.
+NAMES_SHOWN = """names => {
+  const lines = document.body.innerText.split('\\n').map(line => line.trim());
+  const drawn = (name, line) => line === name || (line.includes('\u2026')
+    && name.startsWith(line.split('\u2026')[0]) && name.endsWith(line.split('\u2026')[1]));
+  return names.every(name => lines.some(line => drawn(name, line)));
+}"""
 
 WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
   locationOrLoadError { __typename ... on PythonError { message causes { message } } } } } } }"""
 MATERIALIZATION_QUERY = """query ($key: AssetKeyInput!) { assetOrError(assetKey: $key) { __typename
   ... on Asset { assetMaterializations(limit: 1) { runId metadataEntries { label __typename
     ... on IntMetadataEntry { intRepr } ... on FloatMetadataEntry { floatRepr } ... on TextMetadataEntry { text } } } } } }"""
+FAILURES_QUERY = """query ($id: ID!) { runOrError(runId: $id) { ... on Run { eventConnection(limit: 100000) { events {
+  __typename ... on ExecutionStepFailureEvent { stepKey error { message causes { message } } }
+  ... on RunFailureEvent { message } } } } } }"""
 RUN_QUERY = """query ($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"""
 
 
@@ -174,6 +183,13 @@ class DagsterUI:
         raise DagsterUIError(f"run {run_id} still {status} after {timeout_s:.0f} s ({hint}); see the logs under "
                              f"{self.processes[0].log.parent}")  # fmt: skip
 
+    def run_failures(self, run_id: str) -> list[str]:
+        """'<step>: <innermost error>' for each failed step of a run, and the run's own failure message."""
+        events = self.graphql(FAILURES_QUERY, {"id": run_id})["runOrError"]["eventConnection"]["events"]
+        steps = [f"{e['stepKey']}: {(e['error']['causes'] or [e['error']])[-1]['message'].strip()}"
+                 for e in events if e["__typename"] == "ExecutionStepFailureEvent"]  # fmt: skip
+        return steps + [e["message"] for e in events if e["__typename"] == "RunFailureEvent"]
+
     def latest_materialization(self, asset: str) -> dict[str, str]:
         """The metadata of the asset's latest materialization, label -> value as the UI shows it."""
         found = self.graphql(MATERIALIZATION_QUERY, {"key": {"path": asset.split("/")}})["assetOrError"]
@@ -205,6 +221,18 @@ def running_ui(config: Path, home: Path, timeout_s: float = 120.0, daemon: bool 
         ui = DagsterUI(f"http://{LOOPBACK}:{port}", processes)
         ui.wait_until_loaded(timeout_s)
         yield ui
+
+
+def launch_tags(config: Path, job: str) -> dict[str, str]:
+    """Tags that launch `job` over every period of the config when it is partitioned (one run, as `epiatlas run`
+    does), none otherwise."""
+    from orchestration.definitions import build_definitions
+
+    partitions = build_definitions(config).resolve_job_def(job).partitions_def
+    if partitions is None:
+        return {}
+    keys = partitions.get_partition_keys()
+    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
 
 
 def _route_loopback_only(route: Any) -> None:
