@@ -69,7 +69,7 @@ def test_an_owner_set_on_the_asset_itself_is_kept() -> None:
 
 def test_every_job_says_what_it_does(defs: dg.Definitions) -> None:
     jobs = [job for job in defs.resolve_all_job_defs() if not job.name.startswith("__")]
-    assert {job.name for job in jobs} == {*CONCERN_GROUPS, REPORTS_JOB, ALL_ASSETS_JOB}
+    assert {*CONCERN_GROUPS, REPORTS_JOB, ALL_ASSETS_JOB} <= {job.name for job in jobs}
     for job in jobs:
         assert len((job.description or "").split()) >= 10, f"{job.name}: {job.description!r}"
 
