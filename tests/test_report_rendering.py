@@ -28,7 +28,7 @@ from epiatlas.reports.browser import (
 )
 from epiatlas.reports.build import Report, report_for
 from epiatlas.reports.inputs import NATIONAL, CatalogData, read_catalog_data
-from epiatlas.reports.output import report_rows, write_report
+from epiatlas.reports.output import report_rows, store_rendered, write_report
 
 pytestmark = pytest.mark.slow
 pytest_plugins = ["tests.report_fixtures"]
@@ -203,3 +203,10 @@ def test_on_demand_report_writes_html_and_pdf_side_by_side(demo: dict, tmp_path:
     assert without.pdf is None and not list(without.html.path.parent.glob("*.pdf"))
     rows = report_rows([stored, without])
     assert rows["pdf_bytes"].tolist()[0] == stored.pdf.size and pd.isna(rows["pdf_sha256"].iloc[1])
+
+
+def test_a_faulty_report_is_stored_with_its_problems(browser: Chromium, tmp_path: Path) -> None:
+    """What the reports asset's `reports_render` check lists: the problems Chromium saw in each stored report."""
+    faulty = Report("r1", "region", 2020, '<!DOCTYPE html><html><body><img alt="map" src="data:,"></body></html>')
+    stored = store_rendered(faulty, ArtifactStore(tmp_path), browser, pdf=False)
+    assert stored.problems == ("broken image: map",) and stored.pdf is None and stored.html.path.is_file()
