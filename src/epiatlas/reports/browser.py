@@ -22,8 +22,6 @@ VIEWPORT = {"width": 1000, "height": 1200}
 BROKEN_IMAGES = """() => Array.from(document.images)
     .filter(img => !(img.complete && img.naturalWidth > 0))
     .map(img => img.alt || img.src.slice(0, 80))"""
-
-
 PDF_DATES = re.compile(rb"(/(?:CreationDate|ModDate) \(D:)\d{14}([+-]\d\d'\d\d')?")
 FIXED_DATE = b"20000101000000"
 

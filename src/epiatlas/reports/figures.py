@@ -3,6 +3,8 @@ trend over periods, SHAP drivers, PM2.5 against the guideline.
 
 Drawn from the public `region_profile` only, on their own Agg `Figure`s (no pyplot), small enough to embed in
 an HTML file. Suppressed cells have no value and are drawn as such (grey, or left out and counted).
+Speed (2,400 regions a period): the map and ranking are drawn once per period (`PeriodFigures`), each report
+drawing only its highlight on top, and every figure is drawn once and cropped rather than twice by savefig.
 """
 
 from __future__ import annotations
