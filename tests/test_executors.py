@@ -5,10 +5,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from epiatlas.artifacts import ArtifactStore
 from epiatlas.config import load_config
 from epiatlas.publish import warehouse_for
+from epiatlas.reports.build import Report
+from epiatlas.warehouse import Warehouse
 from orchestration.jobs import ALL_ASSETS_JOB
 from orchestration.runner import RunSummary, job_for_config, run_pipeline, step_groups
 from tests.test_pipeline import _table_hashes
@@ -16,6 +20,7 @@ from tests.test_pipeline import _table_hashes
 pytestmark = pytest.mark.slow
 
 EXECUTORS = {"multiprocess": False, "in-process": True}
+RUN_STAMPED = "reports"  # its rows hash HTML reports that name their run and the catalog's publish time (provenance)
 
 
 def _copy_without_warehouse(small_demo: Path, out: Path) -> Path:
@@ -38,14 +43,40 @@ def runs(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     return done
 
 
+def _roots(runs: dict[str, tuple[Path, RunSummary]]) -> dict[str, Path]:
+    return {label: warehouse_for(load_config(config)).root for label, (config, _) in runs.items()}
+
+
 def test_both_executors_write_identical_tables(runs: dict[str, tuple[Path, RunSummary]]) -> None:
-    hashes = {label: _table_hashes(warehouse_for(load_config(config)).root / "tables")
-              for label, (config, _) in runs.items()}  # fmt: skip
+    hashes = {label: _table_hashes(root / "tables") for label, root in _roots(runs).items()}
     multi, single = hashes["multiprocess"], hashes["in-process"]
     assert len(multi) > 20, "every public and private table (and partition) is compared"
     assert sorted(multi) == sorted(single), "the same tables and partitions"
     differ = sorted(path for path in multi if multi[path] != single[path])
-    assert differ == [], f"tables differing between the executors: {differ}"
+    assert {Path(p).parts[0] for p in differ} <= {RUN_STAMPED}, f"tables differing between the executors: {differ}"
+
+
+def _report_rows(root: Path) -> pd.DataFrame:
+    with Warehouse(root).connect([RUN_STAMPED]) as con:
+        return con.table(RUN_STAMPED).df().sort_values(["region_id", "period"], ignore_index=True)
+
+
+def test_reports_differ_between_executors_only_by_their_run_and_publish_time(
+    runs: dict[str, tuple[Path, RunSummary]],
+) -> None:
+    roots = _roots(runs)
+    rows = {label: _report_rows(root) for label, root in roots.items()}
+    same = [c for c in rows["multiprocess"].columns if not c.endswith(("sha256", "bytes"))]
+    pd.testing.assert_frame_equal(rows["multiprocess"][same], rows["in-process"][same])
+    stamps = {label: (summary.run_id, summary.published.info["published_at"]) for label, (_, summary) in runs.items()}
+    for row in rows["multiprocess"].itertuples():
+        name = Report(row.region_id, row.level, int(row.period), "").artifact_name
+        html = {label: ArtifactStore(root / "artifacts").current(name, "html").read_text(encoding="utf-8")
+                for label, root in roots.items()}  # fmt: skip
+        assert all(stamp in html[label] for label in html for stamp in stamps[label]), f"{name} names its run"
+        unstamped = {html[label].replace(stamps[label][0], "<run>").replace(stamps[label][1], "<published>")
+                     for label in html}  # fmt: skip
+        assert len(unstamped) == 1, f"{name} differs between the executors beyond its run id and publish time"
 
 
 def test_both_executors_pass_the_same_checks(runs: dict[str, tuple[Path, RunSummary]]) -> None:
