@@ -205,21 +205,21 @@ class DagsterUI:
 @contextmanager
 def running_ui(config: Path, home: Path, timeout_s: float = 120.0, daemon: bool = True) -> Iterator[DagsterUI]:
     """`dagster-webserver` (and `dagster-daemon`) serving `-m orchestration.definitions` for one epiatlas config
-    on a free loopback port, with DAGSTER_HOME=`home`; both process groups are terminated on exit."""
+    on a free loopback port, with DAGSTER_HOME=`home`; both process groups are terminated on exit. The daemon
+    starts once the webserver has created the instance's storage (both creating it at once corrupts it)."""
     prepare_home(home)
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "EPIATLAS_CONFIG": str(Path(config).resolve())}
     commands = {"dagster-webserver": ["dagster-webserver", "-h", LOOPBACK, "-p", str(port), "-m", MODULE]}
     if daemon:
         commands["dagster-daemon"] = ["dagster-daemon", "run", "-m", MODULE]
+    ui = DagsterUI(f"http://{LOOPBACK}:{port}", [])
     with ExitStack() as stack:
-        processes = []
         for name, args in commands.items():
             process = _start(name, args, env, home / f"{name}.log")
             stack.callback(process.stop)
-            processes.append(process)
-        ui = DagsterUI(f"http://{LOOPBACK}:{port}", processes)
-        ui.wait_until_loaded(timeout_s)
+            ui.processes.append(process)
+            ui.wait_until_loaded(timeout_s)
         yield ui
 
 
