@@ -7,6 +7,8 @@ as the schedule would.
 
 from __future__ import annotations
 
+import re
+
 import datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +22,7 @@ from typer.testing import CliRunner
 
 from epiatlas.cli.main import app
 from epiatlas.publish import publish_catalog, warehouse_for
-from epiatlas.reports.build import report_for
+from epiatlas.reports.build import DETAILED, report_for
 from epiatlas.reports.config import ReportsConfig
 from epiatlas.reports.html import external_references
 from epiatlas.reports.inputs import read_catalog_data
@@ -277,6 +279,10 @@ def test_report_command_writes_one_report(run: dict) -> None:
     path = Path(result.output.strip().splitlines()[-1])
     assert path.is_file() and "SYNTHETIC DEMO DATA" in path.read_text(encoding="utf-8")
     assert path.parent.parent == run["cfg"].warehouse.root / "artifacts"
+    pdf = Path(result.output.strip().splitlines()[-2])
+    assert pdf.suffix == ".pdf" and pdf.parent == path.parent and pdf.read_bytes().startswith(b"%PDF")
+    html_only = runner.invoke(app, [*args, "--no-pdf"])
+    assert html_only.exit_code == 0 and not any(line.endswith(".pdf") for line in html_only.output.splitlines())
     unknown = runner.invoke(app, [*args[:4], "--region", "no-such-region", "--period", str(run["latest"])])
     assert unknown.exit_code == 2 and "no-such-region" in unknown.output
 
@@ -312,6 +318,30 @@ def test_parent_level_report_covers_every_region_of_the_parent(run: dict) -> Non
     members = parent[parent["parent_id"] == parent_id]["region_id"]
     assert report.level == "parent" and all(f"({rid})" in text for rid in members)
     assert external_references(report.html) == []
+
+
+def test_parent_report_draws_the_highest_regions_one_by_one_and_lists_them_all(run: dict) -> None:
+    """At parent level the per-region figures are for the DETAILED regions with the highest visible SHR; the trend
+    grid and the driver table cover every region; figures spanning all periods are drawn once per run."""
+    with warehouse_for(run["cfg"]).read_catalog() as con:
+        data = read_catalog_data(con)
+    sizes = data.regions.dropna(subset=["parent_id"]).groupby("parent_id")["region_id"].count()
+    parent_id = sizes.idxmax()
+    assert sizes.max() > DETAILED, "the small demo needs a parent with more regions than DETAILED"
+    current = data.period_rows(run["latest"])
+    mine = current[current["region_id"].isin(data.regions.loc[data.regions["parent_id"] == parent_id, "region_id"])]
+    ranked = mine.assign(s=mine["shr"].fillna(-1.0)).sort_values(["s", "region_id"], ascending=[False, True])
+    names = dict(zip(data.regions["region_id"], data.regions["name"], strict=True))
+    cache: dict = {}
+    report = report_for(data, parent_id, run["latest"], "parent", run_id="test", cache=cache)
+    trends = re.findall(r'alt="SHR over periods, ([^"]+)"', report.html)
+    assert trends == sorted(names[r] for r in ranked["region_id"].head(DETAILED))
+    assert re.search(r'alt="SHR over periods of every region of [^"]+"', report.html)
+    assert report.html.count("<tr><td>") >= 2 * len(mine)  # outcomes and driver tables list every region
+    assert ("grid", parent_id) in cache and sum(k[0] == "trend" for k in cache) == DETAILED
+    drawn = dict(cache)
+    again = report_for(data, parent_id, run["latest"], "parent", run_id="test", cache=cache)
+    assert cache == drawn and again.html == report.html  # nothing redrawn, same report
 
 
 def test_profile_without_models_indices_or_imaging_keeps_every_row(catalog: dict) -> None:

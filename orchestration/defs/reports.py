@@ -10,11 +10,10 @@ from epiatlas.artifacts import ArtifactStore
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.conform import conformed_select, write_conformed
-from epiatlas.reports.browser import Chromium
-from epiatlas.reports.build import build_reports
+from epiatlas.reports.build import FigureCache, build_reports
 from epiatlas.reports.html import external_references
 from epiatlas.reports.inputs import NATIONAL, read_catalog_data
-from epiatlas.reports.output import StoredReport, report_rows, store_rendered
+from epiatlas.reports.output import BackgroundRenderer, StoredReport, report_rows
 from epiatlas.warehouse import Warehouse, WrittenTable
 from epiatlas.reports.profile import region_profile, revealed_cells
 from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
@@ -123,10 +122,13 @@ def build_reports_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
         store = ArtifactStore(warehouse.root / "artifacts")
         external: list[str] = []
         problems: list[str] = []
-        with Chromium() as browser:
+        cache: FigureCache = {}  # figures spanning all periods, drawn once for the run's partitions
+        with BackgroundRenderer(store, cfg.reports.pdf) as renderer:
             for key in sorted(context.partition_keys):
-                reports = build_reports(data, int(key), cfg.reports.level, cfg.reports.regions, context.run.run_id)
-                stored = [store_rendered(r, store, browser, cfg.reports.pdf) for r in reports]
+                pending = [renderer.submit(r) for r in build_reports(data, int(key), cfg.reports.level,
+                                                                     cfg.reports.regions, context.run.run_id, cache)]
+                stored = [p.result() for p in pending]
+                reports = [s.report for s in stored]
                 external += [f"{r.artifact_name}: {ref}" for r in reports for ref in external_references(r.html)]
                 problems += [f"{s.report.artifact_name}: {p}" for s in stored for p in s.problems]
                 written = _write_period(warehouse, contract, key, stored)

@@ -164,25 +164,31 @@ def report(
     config: ConfigOption,
     region: str = typer.Option(..., "--region", help="region_id (parent_id at reports.level parent), or 'national'"),
     period: int = typer.Option(..., "--period", help="period (year) of the report"),
+    pdf: bool | None = typer.Option(None, "--pdf/--no-pdf", help="also print it to PDF in headless Chromium "
+                                    "(default: reports.pdf)"),
 ) -> None:
-    """Write one regional HTML report from the published catalog (a public warehouse artifact) and print its path."""
+    """Write one report (HTML, and its PDF) from the published catalog as public warehouse artifacts; print the paths."""
     from epiatlas.artifacts import ArtifactStore
     from epiatlas.config import load_config
     from epiatlas.publish import warehouse_for
-    from epiatlas.reports.build import report_for, store_report
     from epiatlas.reports.inputs import read_catalog_data
+    from epiatlas.reports.output import write_report
 
     try:
         cfg = load_config(config)
         warehouse = warehouse_for(cfg)
         with warehouse.read_catalog() as con:
             data = read_catalog_data(con)
-        built = report_for(data, region, period, cfg.reports.level, run_id="on demand (epiatlas report)")
-        artifact = store_report(built, ArtifactStore(warehouse.root / "artifacts"), on_demand=True)
+        stored = write_report(data, region, period, cfg.reports.level, ArtifactStore(warehouse.root / "artifacts"),
+                              pdf=cfg.reports.pdf if pdf is None else pdf)
     except EpiatlasError as exc:
         _fail(exc)
         return
-    typer.echo(str(artifact.path))
+    for problem in stored.problems:
+        typer.echo(f"warning: {problem}", err=True)
+    if stored.pdf is not None:
+        typer.echo(str(stored.pdf.path))
+    typer.echo(str(stored.html.path))  # last line: the HTML (tests read it)
 
 
 @app.command("contracts-docs")

@@ -7,7 +7,7 @@ offline and makes no request. Reports are stored as public, content-hashed artif
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,7 +21,9 @@ from epiatlas.reports.inputs import NATIONAL, CatalogData
 from epiatlas.reports.profile import N_DRIVERS
 
 Level = Literal["region", "parent"]
+FigureCache = dict[tuple[str, str], str]  # (figure, region or subject) -> data URI, for figures spanning all periods
 OVERLAYS_SHOWN = 2
+DETAILED = 3  # regions of a parent report drawn one by one (the highest SHR); its tables list them all
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,13 @@ def _ci(row: pd.Series) -> str:
     return f"{row['shr']:.2f} ({row['shr_lower']:.2f}-{row['shr_upper']:.2f})"
 
 
+def _cached(cache: FigureCache, key: tuple[str, str], draw: Callable[[], bytes]) -> str:
+    """The data URI of a figure that every period's report shows alike, drawn once per run."""
+    if key not in cache:
+        cache[key] = data_uri(draw())
+    return cache[key]
+
+
 def _driver_figures(rows: pd.DataFrame, names: dict[str, str]) -> list[tuple[str, str]]:
     """One SHAP bar chart per modelled region: its ranked drivers and their signed contributions."""
     out = []
@@ -125,13 +134,20 @@ def _driver_figures(rows: pd.DataFrame, names: dict[str, str]) -> list[tuple[str
     return out
 
 
-def _pm25_figures(history: pd.DataFrame, names: dict[str, str]) -> list[tuple[str, str]]:
+def _pm25_figures(history: pd.DataFrame, names: dict[str, str], cache: FigureCache) -> list[tuple[str, str]]:
     """PM2.5 per period against the guideline, for each region with an assigned value."""
     return [
-        (names[rid], data_uri(figures.pm25(g, float(g["pm25_guideline"].dropna().iloc[0]), f"PM2.5: {names[rid]}")))
+        (names[rid], _cached(cache, ("pm25", rid), lambda g=g, rid=rid: figures.pm25(
+            g, float(g["pm25_guideline"].dropna().iloc[0]), f"PM2.5: {names[rid]}")))
         for rid, g in history.groupby("region_id")
         if g["pm25_mean"].notna().any()
     ]
+
+
+def _trend_figures(history: pd.DataFrame, names: dict[str, str], cache: FigureCache) -> list[tuple[str, str]]:
+    """SHR with CI per period, one figure per region."""
+    return [(names[rid], _cached(cache, ("trend", rid), lambda g=g, rid=rid: figures.trend(
+             g, f"SHR over periods: {names[rid]}"))) for rid, g in history.groupby("region_id")]  # fmt: skip
 
 
 def _index_rows(rows: pd.DataFrame, names: dict[str, str]) -> list[dict[str, object]]:
@@ -148,15 +164,42 @@ def _index_rows(rows: pd.DataFrame, names: dict[str, str]) -> list[dict[str, obj
     return out
 
 
+def _detailed(mine: pd.DataFrame, level: str) -> list[str]:
+    """Regions drawn one by one: every region of a region report; at parent level the `DETAILED` with the highest
+    visible SHR (the first by region_id when none is visible), so a state of 100 regions stays readable and fast."""
+    if level == "region":
+        return list(mine["region_id"])
+    ranked = mine.assign(_shr=mine["shr"].fillna(-1.0)).sort_values(["_shr", "region_id"], ascending=[False, True])
+    return list(ranked["region_id"].head(DETAILED))
+
+
+def _driver_rows(rows: pd.DataFrame, names: dict[str, str]) -> list[dict[str, str]]:
+    """Each modelled region's drivers with their signed SHAP values and its PM2.5, one line per region."""
+    out = []
+    for _, r in rows.iterrows():
+        ranked = [f"{r[f'driver_{k}']} ({r[f'driver_{k}_shap']:+.2f})" for k in range(1, N_DRIVERS + 1)
+                  if not pd.isna(r[f"driver_{k}"])]  # fmt: skip
+        pm = "not available" if pd.isna(r["pm25_mean"]) else f"{r['pm25_mean']:.1f}"
+        out.append({"name": f"{names[r['region_id']]} ({r['region_id']})", "drivers": "; ".join(ranked)
+                    or "not modelled", "pm25": pm})  # fmt: skip
+    return out
+
+
 def region_report(
-    data: CatalogData, subject: Subject, period: int, shared: figures.PeriodFigures, run_id: str
+    data: CatalogData, subject: Subject, period: int, shared: figures.PeriodFigures, run_id: str,
+    cache: FigureCache | None = None,
 ) -> Report:
-    """The HTML report of one region (or parent region) and period."""
+    """The HTML report of one region (or parent region) and period; `cache` keeps the figures spanning all periods
+    for the next period's reports."""
+    cache = {} if cache is None else cache
     current = data.period_rows(period)
     mine = current[current["region_id"].isin(subject.region_ids)]
+    detailed = _detailed(mine, subject.level)
     history = data.profile[data.profile["region_id"].isin(subject.region_ids)]
+    shown = history[history["region_id"].isin(detailed)]
     names = dict(zip(data.regions["region_id"], data.regions["name"].fillna(data.regions["region_id"]), strict=True))
     parent = f", {len(subject.region_ids)} regions" if subject.level == "parent" else ""
+    many = subject.level == "parent"
     context = {
         **_common(data, f"Hospitalization burden: {subject.title}", period, run_id),
         "subject": subject.title,
@@ -164,13 +207,18 @@ def region_report(
         "outcomes": [{"name": names[r["region_id"]], "region_id": r["region_id"],
                       "cells": _outcome_cells(r, data.threshold)} for _, r in mine.iterrows()],
         "indices": _index_rows(mine, names),
+        "detail_note": f"Figures one by one for the {len(detailed)} regions with the highest SHR in {period} "
+                       f"({', '.join(names[r] for r in detailed)}); the tables list all {len(mine)}." if many else "",
+        "driver_rows": _driver_rows(mine, names) if many else [],
         "figures": {
             "map": data_uri(shared.region_map(subject.region_ids)),
             "ranking": data_uri(shared.shr_ranking(subject.region_ids)),
-            "trends": [(names[rid], data_uri(figures.trend(g, f"SHR over periods: {names[rid]}")))
-                       for rid, g in history.groupby("region_id")],
-            "drivers": _driver_figures(mine, names),
-            "pm25": _pm25_figures(history, names),
+            "grid": _cached(cache, ("grid", subject.key), lambda: figures.trend_grid(
+                history, {r: f"{names[r]} ({r})" for r in subject.region_ids}, f"SHR over periods: {subject.title}"))
+            if many else None,
+            "trends": _trend_figures(shown, names, cache),
+            "drivers": _driver_figures(mine[mine["region_id"].isin(detailed)], names),
+            "pm25": _pm25_figures(shown, names, cache),
         },
         **_imaging_context(data, mine),
     }  # fmt: skip
@@ -218,20 +266,27 @@ def period_figures(data: CatalogData, period: int) -> figures.PeriodFigures:
 
 
 def build_reports(
-    data: CatalogData, period: int, level: Level, chosen: Sequence[str] | None, run_id: str
-) -> list[Report]:
-    """The national summary and one report per subject for `period` (the map and ranking drawn once for all)."""
+    data: CatalogData, period: int, level: Level, chosen: Sequence[str] | None, run_id: str,
+    cache: FigureCache | None = None,
+) -> Iterator[Report]:
+    """The national summary and one report per subject for `period`, one at a time (the map and ranking drawn once
+    for all; pass one `cache` to every period of a run to draw the figures spanning all periods once)."""
     shared = period_figures(data, period)
-    return [national_report(data, period, shared, run_id),
-            *(region_report(data, s, period, shared, run_id) for s in subjects(data, level, chosen))]  # fmt: skip
+    cache = {} if cache is None else cache
+    chosen_subjects = subjects(data, level, chosen)  # an unknown region is refused before anything is drawn
+    yield national_report(data, period, shared, run_id)
+    for subject in chosen_subjects:
+        yield region_report(data, subject, period, shared, run_id, cache)
 
 
-def report_for(data: CatalogData, key: str, period: int, level: Level, run_id: str) -> Report:
+def report_for(
+    data: CatalogData, key: str, period: int, level: Level, run_id: str, cache: FigureCache | None = None
+) -> Report:
     """One report on demand: `key` is a region_id (parent_id at level parent) or 'national'."""
     shared = period_figures(data, period)
     if key == NATIONAL:
         return national_report(data, period, shared, run_id)
-    return region_report(data, subjects(data, level, [key])[0], period, shared, run_id)
+    return region_report(data, subjects(data, level, [key])[0], period, shared, run_id, cache)
 
 
 def store_report(report: Report, store: ArtifactStore, on_demand: bool = False) -> Artifact:

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 HIGHLIGHT, OTHERS, HIDDEN = "#d62728", "#7f7f7f", "#d9d9d9"
 SIZE = "full"
 MINOR_LABELS = {"0.2", "0.3", "0.5", "2", "3", "5"}  # labelled minor ticks of the log SHR colour bar
-PAD_INCHES = 0.15  # as `_png` pads its tight crop
+PAD_INCHES = 0.15
+GRID_LABELS = 30  # most row labels of a trend grid (text is what costs time to draw)  # as `_png` pads its tight crop
 
 
 @dataclass(frozen=True)
@@ -238,5 +239,28 @@ def pm25(rows: pd.DataFrame, guideline: float, title: str) -> bytes:
     ax.axhline(guideline, color=HIGHLIGHT, linestyle="--", linewidth=1.0, label=f"guideline {guideline:g} ug/m3")
     ax.legend(fontsize=7, loc="best")
     ax.set_ylabel("PM2.5 (ug/m3)")
+    ax.set_title(title, fontsize=9)
+    return _tight_png(fig)
+
+
+def trend_grid(history: pd.DataFrame, labels: dict[str, str], title: str) -> bytes:
+    """SHR of every region (rows) in every period (columns) on a log colour scale, hidden cells grey: the trend of
+    a parent region's many regions in one figure (the same for every period's report)."""
+    from matplotlib.colors import LogNorm
+
+    grid = history.pivot_table(index="region_id", columns="period", values="shr", aggfunc="first", dropna=False)
+    grid = grid.reindex(columns=sorted(history["period"].unique()))
+    values = grid.to_numpy(float)
+    known = np.isfinite(values) & (values > 0)
+    span = max(float(np.nanquantile(np.abs(np.log(values[known])), 0.98)), 0.1) if known.any() else 1.0
+    fig, (ax,) = _figure(5.0, min(1.0 + 0.12 * len(grid), 9.0), SIZE)
+    ax.set_facecolor(HIDDEN)
+    image = ax.imshow(np.where(known, values, np.nan), aspect="auto", cmap="RdBu_r", interpolation="nearest",
+                      norm=LogNorm(np.exp(-span), np.exp(span)))  # fmt: skip
+    ax.set_xticks(range(len(grid.columns)), [str(p) for p in grid.columns], fontsize=7)
+    step = -(-len(grid) // GRID_LABELS)  # every row labelled up to GRID_LABELS rows, then every step-th
+    rows = range(0, len(grid), step)
+    ax.set_yticks(rows, [labels.get(grid.index[i], grid.index[i]) for i in rows], fontsize=6)
+    fig.colorbar(image, ax=ax, shrink=0.6, label="SHR (grey: suppressed or no value)")
     ax.set_title(title, fontsize=9)
     return _tight_png(fig)

@@ -4,6 +4,7 @@ wrong when it loaded the report; the rows of the `reports` table."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
@@ -25,6 +26,29 @@ class StoredReport:
     html: Artifact
     pdf: Artifact | None
     problems: tuple[str, ...] = ()
+
+
+class BackgroundRenderer:
+    """Chromium on one worker thread: each submitted report is loaded, printed and stored there while the caller
+    draws the next one (the browser's own processes use the other core)."""
+
+    def __init__(self, store: ArtifactStore, pdf: bool) -> None:
+        self._store, self._pdf = store, pdf
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="chromium")
+        self._browser: Chromium | None = None
+
+    def __enter__(self) -> BackgroundRenderer:
+        self._browser = self._pool.submit(Chromium().__enter__).result()  # created and used on the worker only
+        return self
+
+    def submit(self, report: Report) -> Future[StoredReport]:
+        """Render and store `report` on the worker."""
+        return self._pool.submit(store_rendered, report, self._store, self._browser, self._pdf)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._browser is not None:
+            self._pool.submit(self._browser.__exit__, None, None, None).result()
+        self._pool.shutdown()
 
 
 def store_rendered(
