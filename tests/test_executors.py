@@ -15,12 +15,11 @@ from epiatlas.reports.build import Report
 from epiatlas.warehouse import Warehouse
 from orchestration.jobs import ALL_ASSETS_JOB
 from orchestration.runner import RunSummary, job_for_config, run_pipeline, step_groups
-from tests.test_pipeline import _table_hashes
+from tests.test_pipeline import RUN_STAMPED, _table_hashes
 
 pytestmark = pytest.mark.slow
 
 EXECUTORS = {"multiprocess": False, "in-process": True}
-RUN_STAMPED = "reports"  # its rows hash HTML reports that name their run and the catalog's publish time (provenance)
 
 
 def _copy_without_warehouse(small_demo: Path, out: Path) -> Path:
