@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 INGEST_JOB = "ingest_job"
@@ -15,6 +17,11 @@ INGEST_GROUPS = ("ingest",)
 OUTCOMES_GROUPS = ("outcomes",)  # the disclosure assets (published outcomes and margins) are in this group too
 MODELS_GROUPS = ("models",)
 IMAGING_GROUPS = ("imaging",)
+
+
+def partition_range_tags(keys: Sequence[str]) -> dict[str, str]:
+    """Tags that run a partitioned job over `keys` (first to last) in one run, as `epiatlas run` does."""
+    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
 
 
 def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:

@@ -34,7 +34,7 @@ from epiatlas.warehouse import PublishedCatalog
 from epiatlas.warehouse_lock import LockHolder, WarehouseLock, pid_alive
 from orchestration.definitions import build_definitions
 from orchestration.defs.publish import CATALOG_ASSET, LOCK_TOKEN_TAG
-from orchestration.jobs import ALL_ASSETS_JOB
+from orchestration.jobs import ALL_ASSETS_JOB, partition_range_tags
 from orchestration.metadata import published_from_metadata
 
 if TYPE_CHECKING:
@@ -316,11 +316,7 @@ def _execute(
     job = job_for_config(str(config_path), ALL_ASSETS_JOB)
     groups = step_groups(job)
     if job.partitions_def is not None:
-        tags = {
-            **tags,
-            "dagster/asset_partition_range_start": periods[0],
-            "dagster/asset_partition_range_end": periods[-1],
-        }
+        tags = {**tags, **partition_range_tags(periods)}
     run_config = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     with StepProgress(instance, tags[LOCK_TOKEN_TAG], groups, report):
         if in_process:

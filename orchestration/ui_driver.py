@@ -227,12 +227,12 @@ def launch_tags(config: Path, job: str) -> dict[str, str]:
     """Tags that launch `job` over every period of the config when it is partitioned (one run, as `epiatlas run`
     does), none otherwise."""
     from orchestration.definitions import build_definitions
+    from orchestration.jobs import partition_range_tags
 
     partitions = build_definitions(config).resolve_job_def(job).partitions_def
     if partitions is None:
         return {}
-    keys = partitions.get_partition_keys()
-    return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
+    return partition_range_tags(partitions.get_partition_keys())
 
 
 def _route_loopback_only(route: Any) -> None:

@@ -262,7 +262,7 @@ def national_report(
 
 def period_figures(data: CatalogData, period: int) -> figures.PeriodFigures:
     """The SHR map and ranking of `period` every report of it shares."""
-    return figures.PeriodFigures(figures.RegionShapes.from_wkb(data.regions), data.period_rows(period), period)
+    return figures.PeriodFigures(data.shapes, data.period_rows(period), period)
 
 
 def build_reports(

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 HIGHLIGHT, OTHERS, HIDDEN = "#d62728", "#7f7f7f", "#d9d9d9"
 SIZE = "full"
 MINOR_LABELS = {"0.2", "0.3", "0.5", "2", "3", "5"}  # labelled minor ticks of the log SHR colour bar
-PAD_INCHES = 0.15
-GRID_LABELS = 30  # most row labels of a trend grid (text is what costs time to draw)  # as `_png` pads its tight crop
+PAD_INCHES = 0.15  # as `_png` pads its tight crop
+GRID_LABELS = 30  # most row labels of a trend grid (text is what costs time to draw)
 
 
 @dataclass(frozen=True)

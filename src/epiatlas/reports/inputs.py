@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
 
 from epiatlas.reports.errors import ReportError
+
+if TYPE_CHECKING:
+    from epiatlas.reports.figures import RegionShapes
 
 REQUIRED = ("region_profile", "regions", "catalog_info")
 NATIONAL = "national"
@@ -36,6 +41,13 @@ class CatalogData:
     @property
     def periods(self) -> list[int]:
         return sorted(int(p) for p in self.profile["period"].unique())
+
+    @cached_property
+    def shapes(self) -> RegionShapes:
+        """Every region's simplified boundary as matplotlib paths, built once for all the maps drawn from this data."""
+        from epiatlas.reports.figures import RegionShapes
+
+        return RegionShapes.from_wkb(self.regions)
 
     @property
     def threshold(self) -> int:
