@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from epiatlas.analyses import analysis_plan
 from epiatlas.config import load_config
 from orchestration.defs import covariates, disclosure, imaging, ingest, models, outcomes, publish, reports
 from orchestration.jobs import build_jobs
@@ -45,6 +46,14 @@ def asset_keys(defs: dg.Definitions) -> list[dg.AssetKey]:
     return sorted({key for a in assets for key in (a.keys if isinstance(a, dg.AssetsDefinition) else [a.key])})
 
 
+def group_names(defs: dg.Definitions) -> set[str]:
+    """The asset groups that hold at least one asset of the definitions."""
+    return {
+        group for a in defs.assets or []
+        for group in (a.group_names_by_key.values() if isinstance(a, dg.AssetsDefinition) else [a.group_name])
+    }  # fmt: skip
+
+
 def with_group_owner(spec: dg.AssetSpec) -> dg.AssetSpec:
     """The asset spec with its group's team among its owners."""
     team = GROUP_OWNERS.get(spec.group_name or "")
@@ -60,21 +69,20 @@ def build_definitions(config_path: Path) -> dg.Definitions:
     """All asset groups with their checks and owners, the catalog downstream of all of them, and the jobs, for one
     config file."""
     cfg = load_config(config_path)
+    plan = analysis_plan(cfg)
     groups = dg.Definitions.merge(
-        ingest.build_defs(cfg), outcomes.build_defs(cfg), disclosure.build_defs(cfg),
-        covariates.build_defs(cfg), models.build_defs(cfg), imaging.build_defs(cfg), reports.build_profile_defs(cfg),
+        ingest.build_defs(cfg, plan), outcomes.build_defs(cfg), disclosure.build_defs(cfg),
+        covariates.build_defs(cfg), models.build_defs(cfg, plan), imaging.build_defs(cfg, plan),
+        reports.build_profile_defs(cfg, plan),
     )
-    merged = dg.Definitions.merge(
-        groups,
-        publish.build_defs(asset_keys(groups)),
-        reports.build_report_defs(cfg),  # downstream of the catalog, so not among its upstream assets
-    )
+    reporting = reports.build_report_defs(cfg)  # downstream of the catalog, so not among its upstream assets
+    merged = dg.Definitions.merge(groups, publish.build_defs(asset_keys(groups), asset_keys(reporting), plan), reporting)
     return dg.Definitions(
         assets=dg.map_asset_specs(with_group_owner, merged.assets or []),
         asset_checks=merged.asset_checks,
         schedules=merged.schedules,
         sensors=merged.sensors,
-        jobs=build_jobs(),
+        jobs=build_jobs(group_names(merged), plan),
         executor=EXECUTOR,
         resources={"epiatlas": EpiatlasResource(config_path=str(config_path))},
     )

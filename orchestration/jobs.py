@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from epiatlas.analyses import AnalysisPlan
+
 INGEST_JOB = "ingest_job"
 OUTCOMES_JOB = "outcomes_job"
 ALL_ASSETS_JOB = "all_assets_job"
@@ -24,9 +26,11 @@ def partition_range_tags(keys: Sequence[str]) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}
 
 
-def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
-    """One job per concern (ingest, outcomes, models, imaging, reports) and the whole refresh (every asset)."""
-    return [
+def build_jobs(groups: set[str], plan: AnalysisPlan) -> list[dg.UnresolvedAssetJobDefinition]:
+    """One job per concern whose asset group exists (ingest, outcomes, models, imaging, reports) and the whole
+    refresh (every asset); the refresh's description says which analyses are off and why."""
+    off = [str(a) for a in plan.analyses if not a.on]
+    jobs = [
         dg.define_asset_job(
             INGEST_JOB,
             selection=dg.AssetSelection.groups(*INGEST_GROUPS),
@@ -63,6 +67,10 @@ def build_jobs() -> list[dg.UnresolvedAssetJobDefinition]:
             ALL_ASSETS_JOB,
             selection=dg.AssetSelection.all(),
             description="The whole refresh: every asset, the catalog and the reports. Launch it over the full range "
-            "of periods after new data arrives (`epiatlas run` runs this job); a failed step publishes nothing.",
+            "of periods after new data arrives (`epiatlas run` runs this job); a failed step publishes nothing "
+            "(`epiatlas publish --partial` then publishes what succeeded). "
+            + (f"Analyses off for this configuration: {'; '.join(off)}." if off else "Every analysis is on."),
         ),
     ]
+    job_groups = {MODELS_JOB: MODELS_GROUPS, IMAGING_JOB: IMAGING_GROUPS}
+    return [j for j in jobs if not set(job_groups.get(j.name, ())) - groups]

@@ -29,7 +29,8 @@ import dagster as dg
 from epiatlas.config import load_config
 from epiatlas.errors import EpiatlasError, from_os_error, os_error_in
 from epiatlas.preflight import require_preflight
-from epiatlas.publish import warehouse_for
+from epiatlas.analyses import analysis_plan
+from epiatlas.publish import RunRecord, warehouse_for
 from epiatlas.warehouse import PublishedCatalog
 from epiatlas.warehouse_lock import LockHolder, WarehouseLock, pid_alive
 from orchestration.definitions import build_definitions
@@ -324,15 +325,30 @@ def _execute(
         else:
             recon = dg.build_reconstructable_job(__name__, job_for_config.__name__, (str(config_path), ALL_ASSETS_JOB))
             result = dg.execute_job(recon, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
+    failures = [_step_failure(event, result.all_events) for event in result.all_events if event.is_step_failure]
+    _record(result, job, failures or ([] if result.success else [_run_failure(result.all_events)]), config_path)
     if not result.success:
-        failures = [_step_failure(event, result.all_events) for event in result.all_events if event.is_step_failure]
-        raise PipelineRunError(f"run {result.run_id} of {job.name} failed ({len(failures)} step(s)); the cause of "
-                               f"each, last line last:\n" + "\n".join(failures or [_run_failure(result.all_events)]))
+        raise PipelineRunError(
+            f"run {result.run_id} of {job.name} failed ({len(failures)} step(s)); nothing was published (the previous "
+            f"catalog stays as it was). To publish the outcomes and every analysis that succeeded, without the tables "
+            f"of what failed or was skipped: `epiatlas publish --config {config_path} --partial`. The cause of each "
+            f"failure, last line last:\n" + "\n".join(failures or [_run_failure(result.all_events)])
+        )
     checks = tuple(
         (ev.asset_key.to_user_string(), ev.check_name, ev.passed)
         for ev in (e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION")
     )
     return RunSummary(job.name, result.run_id, checks, _published(result), run_times(instance, result.run_id, groups))
+
+
+def _record(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult, job: dg.JobDefinition, failures: list[str],
+            config_path: Path) -> None:
+    """Store in the warehouse what this run wrote and what failed (`epiatlas publish --partial` reads it)."""
+    cfg = load_config(config_path)
+    written = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
+    graph = {key.to_user_string() for key in job.asset_layer.asset_graph.get_all_asset_keys()} - {CATALOG_ASSET}
+    RunRecord(result.run_id, result.success, tuple(sorted(written - {CATALOG_ASSET})), tuple(failures),
+              tuple(sorted(graph)), analysis_plan(cfg).summary()).write(warehouse_for(cfg).root)
 
 
 def _quiet(line: str) -> None:

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from epiatlas.artifacts import ArtifactStore, figure_table
+from epiatlas.analyses import AnalysisPlan
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
 from epiatlas.contracts.conform import write_conformed
@@ -278,9 +279,9 @@ def cxr_figures(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
     )  # fmt: skip
 
 
-def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
-    """The imaging group when the config has an `imaging:` section."""
-    if cfg.imaging is None:
+def build_defs(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.Definitions:
+    """The imaging group when the config has an `imaging:` section that is not switched off."""
+    if not plan.imaging.on:
         return dg.Definitions()
     return dg.Definitions(
         assets=[cxr_images, cxr_model, cxr_predictions, cxr_evaluation, cxr_region_summary, cxr_figures]

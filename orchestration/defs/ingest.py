@@ -5,6 +5,7 @@ from collections.abc import Callable
 import dagster as dg
 import duckdb
 
+from epiatlas.analyses import AnalysisPlan
 from epiatlas.config import EpiatlasConfig, SourceConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.checks import referenced_tables
@@ -150,10 +151,10 @@ def build_quarantine_summary(sources: list[str]) -> dg.AssetsDefinition:
     return _summary
 
 
-def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
+def build_defs(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.Definitions:
     """Assets (with their checks) for the sources this configuration has."""
     sources = list(cfg.sources.configured())
     covariates = [covariate_table(name) for name in cfg.covariates]  # their assets: orchestration.defs.covariates
-    images = [QUARANTINE_SOURCE] if cfg.imaging is not None else []  # written by orchestration.defs.imaging
+    images = [QUARANTINE_SOURCE] if plan.imaging.on else []  # written by orchestration.defs.imaging
     summary = build_quarantine_summary(sources + covariates + images)
     return dg.Definitions(assets=[build_ingest_asset(s) for s in sources] + [summary])

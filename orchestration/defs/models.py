@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from epiatlas.analyses import AnalysisPlan
 from epiatlas.artifacts import ArtifactStore, figure_table
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
@@ -85,18 +86,14 @@ def _specs(tables: Sequence[str], deps: Sequence[str], description: str) -> list
     ]
 
 
-def _indicator_sources(cfg: EpiatlasConfig) -> list[str]:
-    base = ["socioeconomic_indicators"] if cfg.sources.socioeconomic_indicators is not None else []
-    return base + [covariate_table(name) for name in cfg.covariates]
-
-
-def build_indices_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
-    """Factor analysis of the indicators into socioeconomic indices, loadings and diagnostics."""
-    sources = _indicator_sources(cfg)
+def build_indices_asset(plan: AnalysisPlan) -> dg.AssetsDefinition:
+    """Factor analysis of the planned indicators into socioeconomic indices, loadings and diagnostics."""
+    sources = list(plan.indicator_tables)
 
     @dg.multi_asset(
         name="socioeconomic_factor_analysis",
-        specs=_specs(INDEX_TABLES, sources, "Built by one factor analysis (settings: `indices:` in the config)."),
+        specs=_specs(INDEX_TABLES, sources, f"Built by one factor analysis (settings: `indices:` in the config) of "
+                                            f"{len(plan.indicators)} indicators: {', '.join(plan.indicators)}."),
         check_specs=[s for t in INDEX_TABLES for s in contract_check_specs(load_contract(t))],
         op_tags=TAGS,
     )
@@ -106,10 +103,12 @@ def build_indices_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
         with warehouse.connect(sources) as con:
             indicators = con.table("socioeconomic_indicators").df() if "socioeconomic_indicators" in sources else None
             covariates = [con.table(t).df() for t in sources if t != "socioeconomic_indicators"]
-        result = fit_indices(indicator_table(indicators, covariates), cfg.indices)
+        settings = plan.indices_settings(cfg.indices)
+        table = indicator_table(indicators, covariates, [int(p) for p in cfg.periods.keys])
+        result = fit_indices(table, settings)
         for warning in result.warnings:
             context.log.warning(warning)
-        tables = index_tables(result, cfg.indices)
+        tables = index_tables(result, settings)
         diagnostics = tables["factor_diagnostics"]
         summary = {
             "kmo": float(diagnostics["kmo"].iloc[0]),
@@ -122,11 +121,12 @@ def build_indices_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
     return _indices
 
 
-def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefinition:
+def build_models_asset(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.AssetsDefinition:
     """GLMs for cases and severity, LightGBM with SHAP and partial dependence, fit on the private counts."""
     exposure = ["pollutant_exposure"] if cfg.sources.pollutant_readings is not None else []
     covariates = [covariate_table(name) for name in cfg.covariates]
     inputs = ["regions", "region_period_outcomes", "published_outcomes", *exposure, *covariates]
+    has_indices = plan.indices.on
     inputs += ["socioeconomic_indices"] if has_indices else []
     imaging = list(cfg.models.imaging_covariates)
     inputs += ["cxr_region_summary"] if imaging else []  # the public, suppressed summary; never per-image rows
@@ -136,7 +136,7 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
         specs=_specs(
             MODEL_TABLES, inputs,
             "Fit on the private, unsuppressed counts; nothing published gives a suppressed cell back "
-            "(settings: `models:` in the config).",
+            f"(settings: `models:` in the config). {plan.count_models}. {plan.severity}.",
         ),
         check_specs=[
             *(dg.AssetCheckSpec(name, asset="glm_fit", description=text) for name, text in MODEL_CHECKS.items()),
@@ -159,7 +159,10 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
                 imaging_columns(summary, imaging) if imaging else None,
             )
             published = con.table("published_outcomes").df()
-        models = fit_burden_models(frame, cfg.models, queen_contiguity(regions), published)
+        models = fit_burden_models(frame, plan.models_config(cfg.models), queen_contiguity(regions),
+                                   published)
+        for note in models.notes:
+            context.log.warning(note)
         store = _artifacts(warehouse)
         store.put("count_models", pickle.dumps(models.fitted_state()), kind="model", privacy="private", suffix="pkl")
         fit = models.tables["glm_fit"].set_index("outcome")
@@ -172,6 +175,8 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
             "rows_dropped_by_reason": str(fit.loc["cases", "dropped_reasons"]),
             **(imaging_coverage(frame, summary) if summary is not None else {}),
             "covariates": ", ".join(models.covariates),
+            "covariates_dropped": "; ".join(f"{c}: {why}" for c, why in models.dropped_covariates.items()) or "none",
+            "severity_model": str(plan.severity),
             "top_drivers": ", ".join(models.top_drivers()),
             "seconds_per_step": dg.MetadataValue.json(models.timings),
         }
@@ -185,7 +190,7 @@ def build_models_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefin
     return _models
 
 
-def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefinition:
+def build_figures_asset(has_indices: bool) -> dg.AssetsDefinition:
     """Public PNG figures of the models, stored as artifacts and as the `model_figures` table."""
     inputs = ["regions", "published_outcomes", "glm_coefficients", "gbm_partial_dependence", "gbm_shap",
               "model_predictions", *(["socioeconomic_indices"] if has_indices else [])]  # fmt: skip
@@ -224,10 +229,10 @@ def build_figures_asset(cfg: EpiatlasConfig, has_indices: bool) -> dg.AssetsDefi
     return _figures
 
 
-def build_defs(cfg: EpiatlasConfig) -> dg.Definitions:
-    """The models group for this configuration (indices only when indicator tables are configured)."""
-    has_indices = bool(_indicator_sources(cfg))
-    assets = [build_models_asset(cfg, has_indices), build_figures_asset(cfg, has_indices)]
-    if has_indices:
-        assets.insert(0, build_indices_asset(cfg))
+def build_defs(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.Definitions:
+    """The models group as planned: the indices when their indicators exist, the count models (and their figures)
+    when some covariate does; an empty group otherwise."""
+    assets = [build_indices_asset(plan)] if plan.indices.on else []
+    if plan.count_models.on:
+        assets += [build_models_asset(cfg, plan), build_figures_asset(plan.indices.on)]
     return dg.Definitions(assets=assets)

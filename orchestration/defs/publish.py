@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from epiatlas.analyses import AnalysisPlan
 from epiatlas.publish import publish_catalog, warehouse_for
 from epiatlas.warehouse_lock import WarehouseLock, recorded_holder
 from orchestration.metadata import catalog_metadata
@@ -32,8 +33,13 @@ def warehouse_lock_for_run(root: Path, run_tags: Mapping[str, str]) -> Iterator[
         yield
 
 
-def build_catalog_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
-    """The `catalog` asset, depending on every asset in `upstream`."""
+def build_catalog_asset(
+    upstream: Sequence[dg.AssetKey], downstream: Sequence[dg.AssetKey], plan: AnalysisPlan
+) -> dg.AssetsDefinition:
+    """The `catalog` asset, depending on every asset in `upstream`; it publishes the tables of the graph only
+    (`upstream` and the `downstream` reports), so a switched-off analysis's earlier tables stay out."""
+    tables = sorted(key.to_user_string() for key in (*upstream, *downstream))
+    off = [str(a) for a in plan.analyses if not a.on]
 
     @dg.asset(
         name=CATALOG_ASSET,
@@ -41,17 +47,18 @@ def build_catalog_asset(upstream: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
         deps=list(upstream),
         kinds={"duckdb"},
         description="catalog.duckdb: a self-contained snapshot of every public table plus the tables of sql/views/, "
-        "swapped in atomically; analysts open it read-only without file-system access.",
+        "swapped in atomically; analysts open it read-only without file-system access."
+        + (f"\n\nAnalyses off for this configuration: {'; '.join(off)}." if off else ""),
     )
     def _catalog(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> dg.MaterializeResult:
         cfg = epiatlas.settings()
         with warehouse_lock_for_run(warehouse_for(cfg).root, context.run.tags):
-            published = publish_catalog(cfg)
+            published = publish_catalog(cfg, tables, {"analyses": plan.summary()})
         context.log.info(f"published {len(published.tables)} tables to {published.path}")
         return dg.MaterializeResult(metadata=catalog_metadata(published))
 
     return _catalog
 
 
-def build_defs(upstream: Sequence[dg.AssetKey]) -> dg.Definitions:
-    return dg.Definitions(assets=[build_catalog_asset(upstream)])
+def build_defs(upstream: Sequence[dg.AssetKey], downstream: Sequence[dg.AssetKey], plan: AnalysisPlan) -> dg.Definitions:
+    return dg.Definitions(assets=[build_catalog_asset(upstream, downstream, plan)])

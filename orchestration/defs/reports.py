@@ -7,6 +7,7 @@ the catalog, reads only the published catalog, and is partitioned by period. Thi
 import dagster as dg
 
 from epiatlas.artifacts import ArtifactStore
+from epiatlas.analyses import AnalysisPlan
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.contracts.conform import conformed_select, write_conformed
@@ -30,21 +31,21 @@ SELF_CONTAINED = "reports_self_contained"
 RENDER = "reports_render"
 
 
-def _profile_inputs(cfg: EpiatlasConfig) -> dict[str, str | None]:
+def _profile_inputs(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dict[str, str | None]:
     """Stored table feeding each optional argument of `region_profile`, None when this config has no such table."""
-    has_indices = cfg.sources.socioeconomic_indicators is not None or bool(cfg.covariates)
+    models = plan.count_models.on
     return {
-        "indices": "socioeconomic_indices" if has_indices else None,
+        "indices": "socioeconomic_indices" if plan.indices.on else None,
         "exposure": "pollutant_exposure" if cfg.sources.pollutant_readings is not None else None,
-        "predictions": "model_predictions",
-        "drivers": "region_drivers",
-        "imaging": "cxr_region_summary" if cfg.imaging is not None else None,
+        "predictions": "model_predictions" if models else None,
+        "drivers": "region_drivers" if models else None,
+        "imaging": "cxr_region_summary" if plan.imaging.on else None,
     }
 
 
-def build_profile_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
+def build_profile_asset(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.AssetsDefinition:
     """The region_profile mart, from public tables only, with its contract checks and the disclosure check."""
-    optional = {arg: table for arg, table in _profile_inputs(cfg).items() if table}
+    optional = {arg: table for arg, table in _profile_inputs(cfg, plan).items() if table}
     inputs = ["published_outcomes", "regions", *optional.values()]
     contract = load_contract(PROFILE)
 
@@ -85,9 +86,9 @@ def build_profile_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:
     return _profile
 
 
-def build_profile_defs(cfg: EpiatlasConfig) -> dg.Definitions:
+def build_profile_defs(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.Definitions:
     """The mart, upstream of the catalog (it is one of the tables the catalog publishes)."""
-    return dg.Definitions(assets=[build_profile_asset(cfg)])
+    return dg.Definitions(assets=[build_profile_asset(cfg, plan)])
 
 
 def build_reports_asset(cfg: EpiatlasConfig) -> dg.AssetsDefinition:

@@ -14,6 +14,7 @@ import duckdb
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
+from epiatlas.analyses import AnalysisPlan, analysis_plan
 from epiatlas.config import EpiatlasConfig, SourceConfig, warehouse_root_problem
 from epiatlas.contracts import Contract, load_contract
 from epiatlas.covariates.source import covariate_contract, covariate_source_config, covariate_table
@@ -25,19 +26,9 @@ from epiatlas.ingest.files import source_files
 from epiatlas.ingest.tabular import run_csv, scan_sql
 from epiatlas.outcomes.age_groups import lower_bound
 from epiatlas.outcomes.case_definitions import parse_case_definition
+from epiatlas.problems import Problem
 
 WAREHOUSE_MARKER = ".epiatlas-warehouse"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing to fix: the config key or source it concerns, and what is wrong and what to do."""
-
-    where: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +37,7 @@ class PreflightResult:
 
     problems: tuple[Problem, ...]
     checked: tuple[str, ...]
+    plan: AnalysisPlan
 
     @property
     def ok(self) -> bool:
@@ -201,7 +193,8 @@ def warehouse_problems(cfg: EpiatlasConfig) -> list[Problem]:
 
 
 def preflight(cfg: EpiatlasConfig) -> PreflightResult:
-    """Every check that needs no table: sources, covariate tables, case definition, CRSs, weights, warehouse."""
+    """Every check that needs no table: sources, covariate tables, case definition, CRSs, weights, warehouse, and
+    what the optional analyses ask of the inputs (`epiatlas.analyses`)."""
     periods = [int(p) for p in cfg.periods.keys]
     problems: list[Problem] = []
     checked: list[str] = []
@@ -231,7 +224,8 @@ def preflight(cfg: EpiatlasConfig) -> PreflightResult:
         problems += _problems_of("exposure.projected_crs", lambda: CRS.from_user_input(cfg.exposure.projected_crs))
     problems += warehouse_problems(cfg)
     checked.append(f"warehouse: {cfg.warehouse.root / cfg.warehouse.catalog_name}")
-    return PreflightResult(tuple(problems), tuple(checked))
+    plan = analysis_plan(cfg)
+    return PreflightResult(tuple(problems + list(plan.problems)), tuple(checked), plan)
 
 
 def require_preflight(cfg: EpiatlasConfig) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import Contract, load_contracts
+from epiatlas.errors import WarehouseError
 from epiatlas.resources import resource_dir
 from epiatlas.warehouse import PublishedCatalog, Warehouse
 
@@ -28,17 +32,77 @@ def run_contracts(cfg: EpiatlasConfig) -> dict[str, Contract]:
     return contracts
 
 
-def publish_catalog(cfg: EpiatlasConfig) -> PublishedCatalog:
-    """Rebuild the catalog from what is stored now and swap it in atomically."""
+LAST_RUN = ".epiatlas-last-run.json"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the last run on a warehouse did: its id, whether it succeeded, the tables it wrote, what failed."""
+
+    run_id: str
+    success: bool
+    materialized: tuple[str, ...]  # tables (asset keys) written by the run
+    failures: tuple[str, ...]  # one line per failed step: '<step>: <Error>: <message>'
+    graph: tuple[str, ...]  # every table (asset key) of the run's asset graph
+    analyses: str  # AnalysisPlan.summary()
+
+    def write(self, root: Path) -> None:
+        """Store the record in the warehouse (replacing the previous run's)."""
+        tmp = root / f"{LAST_RUN}.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
+        tmp.replace(root / LAST_RUN)
+
+    @classmethod
+    def read(cls, root: Path) -> RunRecord | None:
+        """The record of the last run on the warehouse at `root`, None when no run has finished there."""
+        path = root / LAST_RUN
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def publish_catalog(
+    cfg: EpiatlasConfig, tables: Collection[str] | None = None, extra_info: Mapping[str, str] | None = None
+) -> PublishedCatalog:
+    """Rebuild the catalog from what is stored now and swap it in atomically.
+
+    `tables`: only these tables (the asset graph's, so a switched-off analysis's earlier tables stay out); every
+    stored public table when None. `extra_info` adds columns to `catalog_info` (analyses, a partial publish).
+    """
     contracts = run_contracts(cfg)
-    public = {name: [c.name for c in ct.columns] for name, ct in contracts.items() if ct.privacy == "public"}
+    public = {name: [c.name for c in ct.columns] for name, ct in contracts.items()
+              if ct.privacy == "public" and (tables is None or name in tables)}  # fmt: skip
     info = {
         "name": cfg.name,
         "synthetic": str(cfg.synthetic).lower(),
         "notice": SYNTHETIC_NOTICE if cfg.synthetic else "",
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "partial": "false",
+        "failed": "",
+        **(extra_info or {}),
     }
     return warehouse_for(cfg, contracts).publish(public, view_templates(), info)
+
+
+def publish_last_run(cfg: EpiatlasConfig, partial: bool) -> PublishedCatalog:
+    """Publish after the last run: the graph's tables when it succeeded; when it failed and `partial`, only the
+    tables that run wrote, with catalog_info naming what failed and which tables are left out."""
+    record = RunRecord.read(cfg.warehouse.root)
+    if record is None:
+        return publish_catalog(cfg)
+    if record.success:
+        return publish_catalog(cfg, record.graph, {"analyses": record.analyses})
+    if not partial:
+        raise WarehouseError(
+            f"the last run on {cfg.warehouse.root} ({record.run_id}) failed:\n" + "\n".join(record.failures)
+            + "\nits tables would mix with older ones; fix the cause and run again, or publish the outcomes and the "
+            "analyses that succeeded (without the failed ones' tables) with `epiatlas publish --partial`"
+        )
+    left_out = sorted(set(record.graph) - set(record.materialized))
+    info = {"analyses": record.analyses, "partial": "true", "failed": " | ".join(record.failures),
+            "left_out": ", ".join(left_out)}  # fmt: skip
+    return publish_catalog(cfg, record.materialized, info)
 
 
 def warehouse_for(cfg: EpiatlasConfig, contracts: Mapping[str, Contract] | None = None) -> Warehouse:

@@ -50,6 +50,11 @@ def run(config: ConfigOption, in_process: bool = typer.Option(False, help="singl
     """Materialize every asset for CONFIG through Dagster and publish the catalog."""
     from orchestration.runner import run_pipeline  # Dagster lives in orchestration/, loaded only here
 
+    from epiatlas.analyses import analysis_plan, plan_lines
+    from epiatlas.config import load_config
+
+    for line in plan_lines(analysis_plan(load_config(config))):
+        typer.echo(line)
     try:
         summary, published = run_pipeline(config, in_process=in_process, progress=typer.echo)
     except EpiatlasError as exc:
@@ -71,6 +76,9 @@ def _report_published(published: PublishedCatalog) -> None:
         typer.echo(f"  {table}: {rows} rows")
     if published.skipped:
         typer.echo(f"  not yet available (their tables are not stored): {', '.join(published.skipped)}")
+    if published.info.get("partial") == "true":
+        typer.secho(f"PARTIAL catalog: left out {published.info['left_out'] or 'nothing'}; failed: "
+                    f"{published.info['failed']}", fg=typer.colors.YELLOW)
 
 
 @app.command()
@@ -116,16 +124,20 @@ def _print_next_steps(config_path: Path) -> None:
 
 
 @app.command()
-def publish(config: ConfigOption) -> None:
-    """Rebuild and swap in the analyst catalog from what is stored now."""
+def publish(
+    config: ConfigOption,
+    partial: bool = typer.Option(False, "--partial", help="after a failed run: publish the outcomes and the analyses "
+                                 "that succeeded; catalog_info names what failed and the tables left out"),
+) -> None:
+    """Rebuild and swap in the analyst catalog from the tables of the last run (only what it wrote with --partial)."""
     from epiatlas.config import load_config
-    from epiatlas.publish import publish_catalog, warehouse_for
+    from epiatlas.publish import publish_last_run, warehouse_for
     from epiatlas.warehouse_lock import WarehouseLock
 
     try:
         cfg = load_config(config)
         with WarehouseLock(warehouse_for(cfg).root):
-            published = publish_catalog(cfg)
+            published = publish_last_run(cfg, partial)
     except EpiatlasError as exc:
         _fail(exc)
         return
@@ -207,9 +219,11 @@ def check_config(config: ConfigOption) -> None:
     from epiatlas.config import load_config
     from epiatlas.preflight import preflight
 
+    from epiatlas.analyses import plan_lines
+
     cfg = load_config(config)
     result = preflight(cfg)
-    for line in result.checked:
+    for line in [*result.checked, *plan_lines(result.plan)]:
         typer.echo(line)
     result.raise_if_problems(cfg.config_path)
     typer.echo(f"{cfg.config_path}: no problems found; `epiatlas run --config {config}` may start")

@@ -14,6 +14,7 @@ class ImagingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    enabled: bool = Field(True, description="false switches the imaging group off (the section may stay)")
     image_root: Path = Field(strict=False, description="folder the manifest's image and mask paths are relative to; none may leave it")
     train: TrainSettings = Field(default_factory=TrainSettings, description="classifier, training or checkpoint")
     test_share: float = Field(0.2, gt=0.0, lt=0.5, description="held-out share (patients and duplicates kept whole)")

@@ -14,7 +14,7 @@ LOGIT_OFFSET = 0.5  # percentage points added to share and complement: the empir
 def _first_key(frame: pd.DataFrame, mask: np.ndarray) -> str:
     """'region_id=..., period=...' of the first row where `mask` holds."""
     row = frame.loc[mask, KEYS].iloc[0]
-    return f"region_id={row['region_id']!r}, period={row['period']!r}"
+    return f"region_id {row['region_id']}, period {row['period']}"
 
 
 def _check_columns(frame: pd.DataFrame, indicators: list[str]) -> None:

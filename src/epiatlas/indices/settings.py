@@ -24,8 +24,11 @@ class IndicesSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    enabled: bool = Field(default=True, description="false switches the factor indices off")
     indicators: list[str] = Field(
-        default_factory=builtin_indicators, min_length=3, description="indicator columns to factor-analyse"
+        default_factory=builtin_indicators, min_length=3,
+        description="indicator columns to factor-analyse; default: the contract's indicators that "
+        "sources.socioeconomic_indicators maps (at least 3, else the indices are off)",
     )
     n_factors: Literal["parallel"] | PositiveInt = Field(
         default="parallel", description="'parallel' (Horn's parallel analysis) or a fixed number of factors"

@@ -21,6 +21,7 @@ from epiatlas.models.explain import ShapResult, mean_abs_shap, partial_dependenc
 from epiatlas.models.frame import OUTCOME_COLUMNS
 from epiatlas.models.gbm import GbmResult, fit_gbm
 from epiatlas.models.glm import CountModelResult, fit_count_model, fit_severity_model
+from epiatlas.models.screening import screen_covariates
 
 PERIOD_FEATURE = "period_trend"
 # Imaging class shares enter through models.imaging_covariates only, never by default.
@@ -38,6 +39,8 @@ class BurdenModels:
     covariates: list[str]
     tables: dict[str, pd.DataFrame]
     timings: dict[str, float] = field(default_factory=dict)
+    dropped_covariates: dict[str, str] = field(default_factory=dict)  # covariate -> why it could not enter
+    notes: list[str] = field(default_factory=list)  # settings adapted to the data, covariates dropped
 
     def top_drivers(self, n: int = 3) -> list[str]:
         """The covariates with the largest mean |SHAP|, largest first."""
@@ -55,7 +58,8 @@ class BurdenModels:
 
 
 def default_covariates(frame: pd.DataFrame) -> list[str]:
-    """Every socioeconomic index (not the composite), PM2.5 (`pm25`) and every user covariate column.
+    """Every socioeconomic index (not the composite), PM2.5 (`pm25`) and every user covariate column; when PM2.5 is
+    not measured, every pollutant that is.
 
     Imaging class shares never enter by default; `fit_burden_models` appends those of models.imaging_covariates.
 
@@ -65,10 +69,11 @@ def default_covariates(frame: pd.DataFrame) -> list[str]:
     ones, so it is left out too (name it in models.covariates to use it instead of the factors).
     """
     pollutants = {"pm25", "pm10", "o3", "no2", "so2", "co"}
+    chosen = {"pm25"} if "pm25" in frame.columns else pollutants
     return [
         c
         for c in frame.columns
-        if c not in NOT_COVARIATES and (c == "pm25" or c not in pollutants) and pd.api.types.is_numeric_dtype(frame[c])
+        if c not in NOT_COVARIATES and (c in chosen or c not in pollutants) and pd.api.types.is_numeric_dtype(frame[c])
     ]
 
 
@@ -102,7 +107,9 @@ def fit_burden_models(
             f"available: {default_covariates(frame) + ['index_composite']}"
         )
     _require_varying_imaging(frame, config.imaging_covariates)
-    settings = config.glm_settings(covariates)
+    screening = screen_covariates(frame, covariates, config.glm_settings(covariates))
+    covariates = screening.kept
+    settings = config.glm_settings(covariates).model_copy(update={"cv_folds": screening.cv_folds})
     timings: dict[str, float] = {}
     with _timed(timings, "glm_cases"):
         cases = fit_count_model(frame, settings, contiguity)
@@ -127,16 +134,18 @@ def fit_burden_models(
     predictions = pd.concat(
         [cases.predictions, *([severity.predictions] if severity else []), _gbm_predictions(gbm)], ignore_index=True
     )
+    dropped = "; ".join(f"{c}: {why}" for c, why in screening.dropped.items()) or "none"
     tables = {
         "glm_coefficients": pd.concat([m.coefficients for m in (cases, severity) if m], ignore_index=True),
-        "glm_fit": pd.concat([m.fit for m in (cases, severity) if m], ignore_index=True),
+        "glm_fit": pd.concat([m.fit for m in (cases, severity) if m], ignore_index=True).assign(
+            dropped_covariates=dropped),
         "model_predictions": blank_revealing_residuals(predictions, published),
         "gbm_shap": shap_table(shap),
         "region_drivers": region_drivers(shap),
         "gbm_partial_dependence": pdp,
         "model_cv_comparison": cv_comparison(cases, gbm),
     }
-    return BurdenModels(cases, severity, gbm, shap, covariates, tables, timings)
+    return BurdenModels(cases, severity, gbm, shap, covariates, tables, timings, screening.dropped, screening.notes)
 
 
 def _require_varying_imaging(frame: pd.DataFrame, imaging: list[str]) -> None:

@@ -50,6 +50,7 @@ class ModelsConfig(BaseModel):
         "Region-periods without a published summary (no images, or suppressed) have no value and are left out of "
         "the fits (complete cases, counted in glm_fit and glm_coefficients: n, dropped_reasons); nothing is imputed",
     )
+    enabled: bool = Field(True, description="false switches the count models (and their figures) off")
     severity: bool = Field(True, description="also fit the binomial severity model (deaths or severe cases)")
     pdp_grid_points: int = Field(20, ge=2)
     pdp_max_rows: int = Field(500, ge=10, description="rows averaged over for partial dependence and ICE")
@@ -62,7 +63,9 @@ class ModelsConfig(BaseModel):
         try:
             ModelSettings(covariates=["placeholder"], **v)
         except ValidationError as exc:
-            raise ValueError(f"models.glm: {exc}") from exc
+            problems = "; ".join(f"models.glm.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in exc.errors(include_url=False))
+            raise ValueError(problems) from None
         return v
 
     @model_validator(mode="after")

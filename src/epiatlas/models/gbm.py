@@ -149,7 +149,7 @@ def _require_rows(bad: np.ndarray, frame: pd.DataFrame, rule: str) -> None:
     """Raise ModelError naming the rule, how many rows break it and the first such row."""
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        where = f"region_id={frame['region_id'].iloc[first]!r}" if "region_id" in frame.columns else f"row {first}"
+        where = f"region_id {frame['region_id'].iloc[first]}" if "region_id" in frame.columns else f"row {first}"
         raise ModelError(f"{rule}: {int(bad.sum())} row(s) break this, the first at {where}; fix or drop them")
 
 
