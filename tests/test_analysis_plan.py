@@ -1,0 +1,189 @@
+"""The analysis plan: which optional analyses a config runs (and why not), the problems of explicit requests, and
+covariates screened before any solver sees them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from epiatlas.analyses import analysis_plan
+from epiatlas.cli.main import app
+from epiatlas.config import load_config
+from epiatlas.errors import ConfigError, ModelError
+from epiatlas.models.analysis import default_covariates, fit_burden_models
+from epiatlas.models.config import ModelsConfig
+from epiatlas.models.screening import screen_covariates
+from epiatlas.models.settings import ModelSettings
+from epiatlas.preflight import preflight
+from orchestration.definitions import asset_keys, build_definitions
+from tests.preflight_fixtures import tiny_project
+
+NINE = ["illiteracy", "no_primary_school", "no_drainage_toilet", "no_electricity", "no_piped_water", "overcrowding",
+        "dirt_floor", "small_localities", "low_income"]  # fmt: skip
+
+
+def _indicators(root: Path, columns: list[str]) -> dict[str, object]:
+    """An indicator file holding `columns` for the tiny project's two regions and years."""
+    rows = [{"region_id": r, "year": y, **{c: 10.0 + i for i, c in enumerate(columns)}}
+            for r in ("R1", "R2") for y in (2020, 2021)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(root / "indicators.csv", index=False)
+    return {"path": "indicators.csv"}
+
+
+def _covariates(root: Path) -> dict[str, object]:
+    pd.DataFrame({"region_id": ["R1", "R2"], "gdp": [1.0, 2.0]}).to_csv(root / "gdp.csv", index=False)
+    return {"gdp": {"path": "gdp.csv", "variables": {"gdp": {"unit": "MXN", "description": "GDP per person."}}}}
+
+
+def _keys(config: Path) -> set[str]:
+    return {k.to_user_string() for k in asset_keys(build_definitions(config))}
+
+
+def test_counts_alone_run_the_outcomes_without_any_analysis(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path)
+    plan = analysis_plan(load_config(config))
+    assert [a.on for a in plan.analyses] == [False, False, False, False]
+    assert "no covariate" in plan.count_models.reason and not plan.problems
+    keys = _keys(config)
+    assert {"region_period_outcomes", "published_outcomes", "region_profile", "catalog"} <= keys
+    assert not keys & {"socioeconomic_indices", "glm_coefficients", "model_figures", "cxr_images"}
+    jobs = {j.name for j in build_definitions(config).jobs}
+    assert "models_job" not in jobs and "imaging_job" not in jobs and "all_assets_job" in jobs
+
+
+def test_nine_indicators_are_the_default_set(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, sources_socioeconomic_indicators=_indicators(tmp_path, NINE))
+    plan = analysis_plan(load_config(config))
+    assert plan.indices.on and plan.indicators == tuple(NINE) and plan.indicator_tables == ("socioeconomic_indicators",)
+    assert plan.count_models.on and "socioeconomic indices" in plan.count_models.reason
+    assert "socioeconomic_indices" in _keys(config)
+
+
+def test_two_indicators_are_not_enough_and_say_so(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, sources_socioeconomic_indicators=_indicators(tmp_path, NINE[:2]))
+    plan = analysis_plan(load_config(config))
+    assert not plan.indices.on and "at least 3" in plan.indices.reason and not plan.problems
+    assert "socioeconomic_indices" not in _keys(config)
+
+
+def test_user_covariates_alone_run_the_count_models(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, covariates=_covariates(tmp_path))
+    plan = analysis_plan(load_config(config))
+    assert not plan.indices.on and plan.count_models.on and "covariates.gdp (gdp)" in plan.count_models.reason
+    assert not plan.severity.on and "neither deaths nor severe_cases" in plan.severity.reason
+    assert {"glm_coefficients", "covariates_gdp"} <= _keys(config)
+
+
+def test_every_analysis_can_be_switched_off(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, sources_socioeconomic_indicators=_indicators(tmp_path, NINE),
+                          covariates=_covariates(tmp_path), indices={"enabled": False}, models={"enabled": False})
+    plan = analysis_plan(load_config(config))
+    assert "indices.enabled is false" in plan.indices.reason and "models.enabled is false" in plan.count_models.reason
+    assert not _keys(config) & {"socioeconomic_indices", "glm_coefficients"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where", "words"),
+    [
+        ({"indices": {"indicators": ["gdp", "nowhere", "elsewhere"]}}, "indices.indicators",
+         "names ['nowhere', 'elsewhere']"),
+        ({"models": {"covariates": ["pm25"]}}, "models.covariates", "no pollutant sources"),
+        ({"models": {"covariates": ["index_f1"]}}, "models.covariates", "factor indices are off"),
+        ({"models": {"covariates": ["gpd"]}}, "models.covariates", "gpd is not a column of any configured input"),
+        ({"models": {"glm": {"severity_outcome": "deaths"}}}, "models.glm.severity_outcome", "does not provide"),
+        ({"models": {"glm": {"offset": "population"}}, "sources_hospitalization_counts": {"path": "data/e.csv"}},
+         "models.glm.offset", "no population column"),
+    ],
+    ids=["unknown-indicator", "pollutant-without-stations", "index-without-indices", "typo", "no-deaths",
+         "population-offset-without-population"],
+)
+def test_explicit_requests_the_inputs_cannot_meet_are_preflight_problems(
+    tmp_path: Path, overrides: dict[str, object], where: str, words: str
+) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "e.csv").write_text("region_id,period,cases,expected_cases\nR1,2020,3,2.5\n", encoding="utf-8")
+    config = tiny_project(tmp_path, covariates=_covariates(tmp_path), **overrides)
+    result = preflight(load_config(config))
+    found = [str(p) for p in result.problems if p.where == where]
+    assert found and words in found[0], result.problems
+    assert "np." not in found[0] and "pydantic" not in found[0]
+
+
+def test_check_config_prints_the_plan_and_names_the_key(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, models={"covariates": ["pm25"]})
+    result = CliRunner().invoke(app, ["check-config", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "count_models: on (models.covariates: pm25)" in result.output
+    assert "models.covariates: pm25 is a pollutant, but no pollutant sources are configured" in result.output
+
+
+def test_bad_glm_options_read_as_keys_not_a_pydantic_dump(tmp_path: Path) -> None:
+    config = tiny_project(tmp_path, models={"glm": {"family": "gaussian", "cv_folds": 1}})
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    text = str(info.value)
+    assert "models.glm.family" in text and "models.glm.cv_folds" in text
+    assert "errors.pydantic.dev" not in text and "validation error for" not in text
+
+
+def _frame(n_regions: int = 40, periods: tuple[int, ...] = (2020, 2021), seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n_regions):
+        x = rng.normal()
+        for p in periods:
+            expected = float(rng.uniform(5, 30))
+            rows.append({"region_id": f"r{r:02d}", "parent_id": f"p{r % 4}", "period": p, "expected_cases": expected,
+                         "cases": int(rng.poisson(expected * np.exp(0.3 * x))), "deaths": None, "severe_cases": None,
+                         "population": 1000, "x": x, "x_twice": 2 * x + 1, "flat": 7.0, "empty": np.nan,
+                         "by_period": float(p - 2020)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_constant_empty_and_collinear_covariates_are_dropped_with_a_reason() -> None:
+    frame = _frame()
+    screening = screen_covariates(frame, ["x", "x_twice", "flat", "empty", "by_period"],
+                                  ModelSettings(covariates=["x"]))
+    assert screening.kept == ["x"]
+    assert screening.dropped["empty"] == "no values in any region-period"
+    assert screening.dropped["flat"].startswith("constant over the 80 region-periods")
+    assert "collinear with ['intercept', 'x']" in screening.dropped["x_twice"]
+    assert "collinear" in screening.dropped["by_period"] and "period" in screening.dropped["by_period"]
+
+
+def test_a_fit_with_degenerate_covariates_records_them_instead_of_failing() -> None:
+    frame = _frame()
+    config = ModelsConfig.model_validate({"covariates": ["x", "flat", "empty"], "glm": {"bootstrap": 0, "n_alphas": 5,
+                                          "moran_permutations": 19}, "gbm": {"max_rounds": 20}, "pdp_grid_points": 3})
+    models = fit_burden_models(frame, config)
+    fit = models.tables["glm_fit"].iloc[0]
+    assert models.covariates == ["x"] and "flat: constant" in fit["dropped_covariates"]
+    assert "empty: no values" in fit["dropped_covariates"]
+    assert any("covariate flat dropped" in n for n in models.notes)
+    assert models.severity is None  # no deaths in the input
+
+
+def test_only_degenerate_covariates_is_a_clear_model_error() -> None:
+    with pytest.raises(ModelError, match=r"no covariate can enter the count models \(flat: constant"):
+        screen_covariates(_frame(), ["flat"], ModelSettings(covariates=["flat"]))
+
+
+def test_one_period_and_fewer_regions_than_folds_fit_with_a_note() -> None:
+    frame = _frame(n_regions=3, periods=(2022,))
+    config = ModelsConfig.model_validate({"covariates": ["x"], "glm": {"bootstrap": 0, "n_alphas": 5,
+                                          "moran_permutations": 19}, "gbm": {"max_rounds": 10}, "pdp_grid_points": 3})
+    models = fit_burden_models(frame, config)
+    terms = models.tables["glm_coefficients"]["term"].tolist()
+    assert terms == ["intercept", "x"]  # one period: no period dummies
+    assert any("cv_folds 5 lowered to 3" in n for n in models.notes)
+    assert models.tables["model_cv_comparison"]["fold"].nunique() == 3
+
+
+def test_without_pm25_every_measured_pollutant_is_a_default_covariate() -> None:
+    frame = _frame().assign(no2=1.0, o3=2.0)
+    assert default_covariates(frame.drop(columns=["x_twice", "flat", "empty", "by_period"])) == ["x", "no2", "o3"]
+
