@@ -200,6 +200,7 @@ def region_report(
     names = dict(zip(data.regions["region_id"], data.regions["name"].fillna(data.regions["region_id"]), strict=True))
     parent = f", {len(subject.region_ids)} regions" if subject.level == "parent" else ""
     many = subject.level == "parent"
+    over_time = len(data.periods) > 1  # one period has no trend to draw
     context = {
         **_common(data, f"Hospitalization burden: {subject.title}", period, run_id),
         "subject": subject.title,
@@ -215,8 +216,8 @@ def region_report(
             "ranking": data_uri(shared.shr_ranking(subject.region_ids)),
             "grid": _cached(cache, ("grid", subject.key), lambda: figures.trend_grid(
                 history, {r: f"{names[r]} ({r})" for r in subject.region_ids}, f"SHR over periods: {subject.title}"))
-            if many else None,
-            "trends": _trend_figures(shown, names, cache),
+            if many and over_time else None,
+            "trends": _trend_figures(shown, names, cache) if over_time else [],
             "drivers": _driver_figures(mine[mine["region_id"].isin(detailed)], names),
             "pm25": _pm25_figures(shown, names, cache),
         },
