@@ -13,8 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestration.definitions import build_definitions, config_path_from_env
-from orchestration.ui_driver import DagsterUIError, launch_tags, running_ui, screenshot_asset_graph
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the UI driver lives with the tests, not in the wheel
+
+from orchestration.definitions import build_definitions, config_path_from_env  # noqa: E402
+from tests.ui_driver import DagsterUIError, launch_tags, running_ui, screenshot_asset_graph  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "img" / "dagster-asset-graph.png"
 DEFAULT_EXPAND = ["outcomes", "publish", "reports"]

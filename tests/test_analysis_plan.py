@@ -187,3 +187,24 @@ def test_without_pm25_every_measured_pollutant_is_a_default_covariate() -> None:
     frame = _frame().assign(no2=1.0, o3=2.0)
     assert default_covariates(frame.drop(columns=["x_twice", "flat", "empty", "by_period"])) == ["x", "no2", "o3"]
 
+
+
+def test_stored_fits_carry_no_rows_of_the_private_data() -> None:
+    import pickle
+
+    frame = _frame()
+    config = ModelsConfig.model_validate({"covariates": ["x"], "glm": {"bootstrap": 0, "n_alphas": 5,
+                                          "moran_permutations": 19}, "gbm": {"max_rounds": 10}, "pdp_grid_points": 3})
+    models = fit_burden_models(frame, config)
+    state = pickle.loads(pickle.dumps(models.fitted_state()))
+    stored = state["glm_cases"]
+    n = len(models.cases.refit.model.endog)
+
+    def row_arrays(obj: object) -> list[str]:
+        return [k for k, v in vars(obj).items() if isinstance(v, np.ndarray | pd.Series | pd.DataFrame) and len(v) == n]
+
+    assert row_arrays(stored) == [] and row_arrays(stored.model) == [] and row_arrays(stored.model.data) == []
+    new = np.ones((1, len(stored.params)))
+    linear = stored.model.predict(stored.params.to_numpy(), new, offset=np.zeros(1), which="linear")
+    assert np.allclose(linear, stored.params.sum())  # usable on new rows
+    assert models.cases.refit.model.endog is not None  # the in-memory fit keeps its data

@@ -12,7 +12,7 @@ from PIL import Image
 from epiatlas.config import dump_config, load_config
 from epiatlas.publish import warehouse_for
 from orchestration.jobs import INGEST_JOB
-from orchestration.ui_driver import DagsterUIError, running_ui, screenshot_asset_graph
+from tests.ui_driver import DagsterUIError, running_ui, screenshot_asset_graph
 
 pytestmark = pytest.mark.slow
 GROUPS = ["imaging", "ingest", "models", "outcomes", "publish", "reports"]

@@ -6,6 +6,7 @@ GLM and the GBM share the GLM's region-grouped folds, so their CV deviances comp
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,14 +48,24 @@ class BurdenModels:
         return mean_abs_shap(self.shap)["feature"].head(n).tolist()
 
     def fitted_state(self) -> dict[str, object]:
-        """What a user needs to reuse the fits: GLM results (they embed the private data) and the GBM model text."""
+        """What a user needs to reuse the fits: GLM results stripped of their data (`remove_data`: no private row is
+        stored; `predict` on new rows still works) and the GBM model text."""
         return {
             "covariates": self.covariates,
-            "glm_cases": self.cases.refit,
-            "glm_severity": self.severity.refit if self.severity else None,
+            "glm_cases": _without_data(self.cases.refit),
+            "glm_severity": _without_data(self.severity.refit) if self.severity else None,
             "gbm_cases": self.gbm.booster.model_to_string(),
             "gbm_intercept": self.gbm.intercept,
         }
+
+
+def _without_data(results: object) -> object:
+    """A copy of statsmodels results without the arrays of the rows fitted (endog, exog, residuals; and the offset,
+    which `remove_data` keeps); predicting on new rows needs their own offset."""
+    stripped = copy.deepcopy(results)
+    stripped.remove_data()
+    stripped.model.offset = None
+    return stripped
 
 
 def default_covariates(frame: pd.DataFrame) -> list[str]:
