@@ -78,8 +78,10 @@ def publish_catalog(
         "synthetic": str(cfg.synthetic).lower(),
         "notice": SYNTHETIC_NOTICE if cfg.synthetic else "",
         "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "analyses": "",
         "partial": "false",
         "failed": "",
+        "left_out": "",
         **(extra_info or {}),
     }
     return warehouse_for(cfg, contracts).publish(public, view_templates(), info)
