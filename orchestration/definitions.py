@@ -84,7 +84,7 @@ def build_definitions(config_path: Path) -> dg.Definitions:
         sensors=merged.sensors,
         jobs=build_jobs(group_names(merged), plan),
         executor=EXECUTOR,
-        resources={"epiatlas": EpiatlasResource(config_path=str(config_path))},
+        resources={"epiatlas": EpiatlasResource(config_path=str(config_path), graph_config_path=str(config_path))},
     )
 
 

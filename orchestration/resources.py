@@ -3,9 +3,21 @@
 import dagster as dg
 from pydantic import Field
 
+from epiatlas.analyses import analysis_plan
 from epiatlas.config import EpiatlasConfig, load_config
+from epiatlas.errors import ConfigError
 from epiatlas.publish import warehouse_for
 from epiatlas.warehouse import Warehouse
+
+
+def graph_shape(cfg: EpiatlasConfig) -> dict[str, object]:
+    """What shapes the asset graph: the sources, covariate tables, periods and which analyses are on."""
+    return {
+        "sources": sorted(cfg.sources.configured()),
+        "covariates": sorted(cfg.covariates),
+        "periods": cfg.periods.keys,
+        "analyses": [f"{a.name} {'on' if a.on else 'off'}" for a in analysis_plan(cfg).analyses],
+    }
 
 
 class EpiatlasResource(dg.ConfigurableResource):
@@ -14,12 +26,27 @@ class EpiatlasResource(dg.ConfigurableResource):
     config_path: str = Field(
         description="Absolute path of the epiatlas YAML config (sources, periods, models, imaging, reports) whose "
         "warehouse this run reads and writes. Defaults to the file EPIATLAS_CONFIG named when the code location loaded; "
-        "another file must declare the same sources, covariates and periods, since those shape the asset graph."
+        "another file must declare the same sources, covariates, periods and analyses, since those shape the asset "
+        "graph (checked when the run starts)."
+    )
+    graph_config_path: str | None = Field(
+        None, description="The config the code location built its asset graph from (set by the code location)."
     )
 
     def settings(self) -> EpiatlasConfig:
-        """The parsed and validated config."""
-        return load_config(self.config_path)
+        """The parsed and validated config; ConfigError when it would need another asset graph than this one."""
+        cfg = load_config(self.config_path)
+        if self.graph_config_path and load_config(self.graph_config_path).config_path != cfg.config_path:
+            built, given = graph_shape(load_config(self.graph_config_path)), graph_shape(cfg)
+            differ = [f"{key}: {given[key]} (the graph has {built[key]})" for key in built if built[key] != given[key]]
+            if differ:
+                raise ConfigError(
+                    f"the run's config {cfg.config_path} needs another asset graph than the one loaded from "
+                    f"{self.graph_config_path}: " + "; ".join(differ) + ". Restart the code location on that file "
+                    f"(EPIATLAS_CONFIG={cfg.config_path} dagster dev -m orchestration.definitions) instead of "
+                    "changing config_path in the launchpad"
+                )
+        return cfg
 
     def warehouse(self) -> Warehouse:
         """The warehouse the config names."""

@@ -208,3 +208,15 @@ def test_stored_fits_carry_no_rows_of_the_private_data() -> None:
     linear = stored.model.predict(stored.params.to_numpy(), new, offset=np.zeros(1), which="linear")
     assert np.allclose(linear, stored.params.sum())  # usable on new rows
     assert models.cases.refit.model.endog is not None  # the in-memory fit keeps its data
+
+
+def test_a_launchpad_config_needing_another_graph_is_refused(tmp_path: Path) -> None:
+    from orchestration.resources import EpiatlasResource
+
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
+    graph = tiny_project(tmp_path / "a")
+    same = tiny_project(tmp_path / "b", outcomes={"suppression_threshold": 3})
+    other = tiny_project(tmp_path / "c", covariates=_covariates(tmp_path / "c"))
+    assert EpiatlasResource(config_path=str(same), graph_config_path=str(graph)).settings().config_path == same
+    with pytest.raises(ConfigError, match=r"covariates: \['gdp'\] \(the graph has \[\]\).*count_models on"):
+        EpiatlasResource(config_path=str(other), graph_config_path=str(graph)).settings()

@@ -24,6 +24,7 @@ from pydantic import (
 
 from epiatlas.covariates.settings import CovariateName, CovariateTableConfig
 from epiatlas.errors import ConfigError
+from epiatlas.file_cache import cached_parse
 from epiatlas.imaging.config import ImagingConfig
 from epiatlas.indices.settings import IndicesSettings
 from epiatlas.models.config import ModelsConfig
@@ -304,10 +305,15 @@ def warehouse_root_problem(cfg: EpiatlasConfig) -> str | None:
 
 
 def load_config(path: str | Path) -> EpiatlasConfig:
-    """Read and validate a YAML config; relative paths resolve against the file's directory."""
+    """Read and validate a YAML config; relative paths resolve against the file's directory. Parsed once per process
+    while the file is unchanged."""
     path = Path(path).resolve()
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    return _parse_config(path)
+
+
+def _read_config(path: Path) -> EpiatlasConfig:
     raw = read_yaml_mapping(path, ConfigError, "configuration")
     try:
         cfg = EpiatlasConfig.model_validate(raw)
@@ -318,6 +324,9 @@ def load_config(path: str | Path) -> EpiatlasConfig:
         raise ConfigError(f"{path}: {problem} (rule: the warehouse is a dedicated folder, which epiatlas may "
                           f"fill and clean); set warehouse.root to a folder of its own, e.g. warehouse")
     return cfg
+
+
+_parse_config = cached_parse(_read_config)
 
 
 def dump_config(cfg: EpiatlasConfig, path: str | Path) -> None:

@@ -9,8 +9,10 @@ from pydantic import ValidationError
 
 from epiatlas.contracts.model import Contract
 from epiatlas.errors import ContractError
+from epiatlas.file_cache import cached_parse
 from epiatlas.resources import resource_dir
 from epiatlas.yaml_files import read_yaml_mapping
+
 
 def contracts_dir() -> Path:
     """`<repo>/data_contracts` in a checkout, else the copy packaged under epiatlas/_resources."""
@@ -32,7 +34,7 @@ def _error_location(raw: dict[str, Any], loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "<top level>"
 
 
-def parse_contract(path: Path) -> Contract:
+def _parse_contract(path: Path) -> Contract:
     """Parse one contract file; any problem becomes a ContractError naming the file and key."""
     raw = read_yaml_mapping(path, ContractError, "contract")
     try:
@@ -43,6 +45,9 @@ def parse_contract(path: Path) -> Contract:
     if contract.name != path.stem:
         raise ContractError(f"{path}: key name is {contract.name!r} but the file is named {path.stem!r}")
     return contract
+
+
+parse_contract = cached_parse(_parse_contract)  # every asset and check reads contracts: parsed once per process
 
 
 def load_contract(name: str, directory: Path | None = None) -> Contract:
