@@ -275,13 +275,12 @@ def test_the_library_audit_flags_what_primary_suppression_alone_gives_away():
 
 # --- the small demo, end to end ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def demo_catalog(small_demo):
+def demo_catalog(small_demo, small_demo_run):
     """The small demo run once through Dagster; what an analyst can read from its published catalog."""
     from epiatlas.config import load_config
     from epiatlas.publish import warehouse_for
-    from orchestration.runner import run_pipeline
 
-    summary, _ = run_pipeline(small_demo, in_process=True)
+    summary, _ = small_demo_run
     warehouse = warehouse_for(load_config(small_demo))
     with warehouse.read_catalog() as cat:
         public = {

@@ -7,11 +7,9 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import geopandas as gpd
 import pandas as pd
 import pytest
 import shapely
-from shapely.geometry import Polygon
 
 from epiatlas.contracts import evaluate_contract, load_contract
 from epiatlas.errors import (

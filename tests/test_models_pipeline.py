@@ -11,7 +11,6 @@ from PIL import Image
 
 from epiatlas.config import load_config
 from epiatlas.publish import warehouse_for
-from orchestration.runner import run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +22,10 @@ MODEL_TABLES = [
 
 
 @pytest.fixture(scope="module")
-def catalog(small_demo: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A run of the whole pipeline (in process) on a copy of the small demo's config with its own warehouse."""
+def catalog(small_demo: Path, small_demo_run):
+    """The whole pipeline run (in process) on the small demo; its published catalog."""
     cfg = load_config(small_demo)
-    summary, _ = run_pipeline(small_demo, in_process=True)
+    summary, _ = small_demo_run
     assert summary.failed_checks == [], summary.failed_checks
     with warehouse_for(cfg).read_catalog() as con:
         yield con
