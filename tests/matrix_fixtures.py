@@ -9,6 +9,8 @@ from the combination, independently of `epiatlas.analyses`), and `write_config` 
 from __future__ import annotations
 
 import itertools
+import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,8 +38,10 @@ REPORT_PARENTS = ["09"]  # one state's report (and the national one) per period 
 # Count models as cheap as their settings allow (the values tests/test_models_imaging_covariates.py uses).
 FAST_MODELS = {"glm": {"bootstrap": 0, "moran_permutations": 19, "n_alphas": 10}, "gbm": {"max_rounds": 60},
                "pdp_grid_points": 5}  # fmt: skip
-# The classifier as cheap as TrainSettings allows: one epoch, stop at once.
+# The classifier as cheap as TrainSettings allows: one epoch, stop at once, at the phantoms' own 64 px (the smallest
+# generate_phantoms draws); no Grad-CAM overlay figures.
 FAST_TRAIN = {"epochs": 1, "patience": 1}
+FAST_IMAGING = {"overlays_per_class": 0}
 IMAGING_COVARIATE = "mean_p_pneumonia"  # varies even when the one-epoch classifier calls every image normal
 
 INDICATOR_LEVELS = ("none", "nine", "twelve")
@@ -146,7 +150,8 @@ class MatrixInputs:
         indicators.drop(columns=sorted(dropped)).to_csv(inputs.indicators_nine, index=False)
 
         rng = np.random.default_rng(MATRIX_SPEC.seed)  # values vary between regions (and years), fixed seed
-        region_rows = pd.DataFrame({"cve_mun": region_ids, "clinicas": rng.uniform(0.5, 12.0, len(region_ids)).round(3)})
+        clinics = rng.uniform(0.5, 12.0, len(region_ids)).round(3)
+        region_rows = pd.DataFrame({"cve_mun": region_ids, "clinicas": clinics})
         pd.concat([region_rows, pd.DataFrame({"cve_mun": [BAD_REGION], "clinicas": [1.0]})]).to_csv(
             inputs.covariates_region, index=False)
         cells = pd.DataFrame([(r, y) for r in region_ids for y in years], columns=["cve_mun", "anio"])
@@ -177,16 +182,17 @@ class MatrixInputs:
     def config(self, combo: Combo, warehouse: Path) -> dict:
         """The combination's config as plain values."""
         cfg = yaml.safe_load(yaml.safe_dump(self.base))  # a deep copy
-        # The demo's config.yaml lists the contract's 12 indicators under indices.indicators (dump_config writes
-        # every default), which analysis_plan reads as an explicit request; the matrix tests the default (the
-        # indicators the source maps). See test_a_dumped_config_plans_like_the_config_it_was_read_from.
-        cfg["indices"].pop("indicators")
+        # `base` is a plain model_dump, which writes the default indices.indicators (all 12) that analysis_plan
+        # would read as an explicit request; the matrix tests the default (the indicators the source maps), as a
+        # config written by dump_config keeps it (test_a_dumped_config_plans_like_the_config_it_was_read_from).
+        cfg["indices"].pop("indicators", None)
         sources = cfg["sources"]
         cfg["warehouse"]["root"] = str(warehouse)
         one = combo.periods == "one"
         cfg["periods"] = {"start": self.years[-1] if one else self.years[0], "end": self.years[-1]}
         cfg["reports"] = {"pdf": False, "level": "parent", "regions": list(REPORT_PARENTS)}
-        cfg["models"] = dict(FAST_MODELS) | ({"imaging_covariates": [IMAGING_COVARIATE]} if combo.imaging_covariate else {})
+        imaging_covariates = [IMAGING_COVARIATE] if combo.imaging_covariate else []
+        cfg["models"] = dict(FAST_MODELS) | {"imaging_covariates": imaging_covariates}
 
         if combo.indicators == "none":
             sources.pop("socioeconomic_indicators")
@@ -218,6 +224,7 @@ class MatrixInputs:
                 path, columns = self.counts_expected, columns | {"expected_cases": "esperados"}
             sources["hospitalization_counts"] = {"path": str(path), "columns": columns}
         if combo.imaging:
+            cfg["imaging"].update(FAST_IMAGING)
             cfg["imaging"]["train"].update(FAST_TRAIN)
         else:
             cfg.pop("imaging")
@@ -241,5 +248,24 @@ def file_rows(path: Path, layer: str | None = None) -> int:
     if path.suffix == ".gpkg":
         return int(pyogrio.read_info(path, layer=layer)["features"])
     if path.suffix == ".csv":
-        return duckdb.sql(f"SELECT count(*) FROM read_csv('{path}', all_varchar = true, header = true)").fetchone()[0]
-    return duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+        scan = f"read_csv('{path}', all_varchar = true, header = true)"
+    else:
+        scan = f"read_parquet('{path}')"
+    return duckdb.sql(f"SELECT count(*) FROM {scan}").fetchall()[0][0]
+
+
+def run_config(config: str) -> dict:
+    """Run the pipeline on one config in process: what the tests need of the run, or the error that stopped it.
+
+    Module-level (and returning plain values) so that a process pool can run combinations side by side.
+    """
+    from orchestration.runner import run_pipeline
+
+    started = time.perf_counter()
+    try:
+        summary, published = run_pipeline(Path(config), in_process=True)
+    except Exception as exc:  # noqa: BLE001 - reported by the test that needs the run, with the cause
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "seconds": time.perf_counter() - started}  # fmt: skip
+    return {"error": None, "checks": summary.checks, "published": dict(published.rows),
+            "seconds": time.perf_counter() - started}  # fmt: skip

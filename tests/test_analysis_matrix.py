@@ -33,11 +33,16 @@ What each combination asserts, with the expectation computed from the combinatio
   period dummy with one period.
 
 Cost: every run is a whole in-process Dagster run (reports: one parent region, no PDF; models and classifier on
-their cheapest settings). The runs are marked slow; the design and graph tests are not.
+their cheapest settings), two at a time in a process pool (`runs`); each run's time is printed at the end of the
+module. The tests that need a run are marked slow; the design and graph tests are not.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,8 +53,7 @@ from epiatlas.covariates.source import covariate_table
 from epiatlas.imaging.pipeline import QUARANTINE_SOURCE
 from epiatlas.publish import warehouse_for
 from orchestration.definitions import asset_keys, build_definitions
-from orchestration.runner import run_pipeline
-from tests.matrix_fixtures import Combo, MatrixInputs, file_rows, uncovered_pairs
+from tests.matrix_fixtures import Combo, MatrixInputs, file_rows, run_config, uncovered_pairs
 
 # (indicators, pollutants, covariates, source, periods, imaging); found by a seeded search for a covering array.
 DESIGN = [
@@ -130,13 +134,52 @@ def test_a_dumped_config_plans_like_the_config_it_was_read_from(inputs: MatrixIn
 
 # --- the runs ---------------------------------------------------------------------------------------------------
 
+WORKERS = 2  # runs side by side: a run is mostly one busy core (Dagster's in-process steps run one at a time)
+
+
+@pytest.fixture(scope="module")
+def runs(request: pytest.FixtureRequest, inputs: MatrixInputs,
+         tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[Path, Future | None]]]:
+    """Config and pending run of every selected combination: all started at once on a pool of WORKERS processes,
+    the imaging ones (the longest) first; each test waits for its own. Under pytest-xdist (whose workers each see
+    every item) nothing is started ahead: each combination runs inline when its first test needs it."""
+    selected = {item.callspec.params["run"].id: item.callspec.params["run"] for item in request.session.items
+                if hasattr(item, "callspec") and "run" in item.callspec.params}  # fmt: skip
+    configs = {combo.id: inputs.write_config(combo, tmp_path_factory.mktemp(combo.id))
+               for combo in sorted(selected.values(), key=lambda c: not c.imaging)}  # fmt: skip
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        yield {cid: (config, None) for cid, config in configs.items()}
+        return
+    with ProcessPoolExecutor(WORKERS, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {cid: (config, pool.submit(run_config, str(config))) for cid, config in configs.items()}
+        yield pending
+        for _, future in pending.values():
+            future.cancel()
+    _report_times(request, {cid: f.result()["seconds"] for cid, (_, f) in pending.items()
+                            if f.done() and not f.cancelled() and f.exception() is None})  # fmt: skip
+
+
+def _report_times(request: pytest.FixtureRequest, seconds: dict[str, float]) -> None:
+    """One line per run with its own wall time (two ran at a time), printed when the module ends."""
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if seconds and capture is not None:
+        with capture.global_and_fixture_disabled():
+            print("\n" + "\n".join(f"analysis matrix run {cid}: {s:.1f} s"
+                                   for cid, s in sorted(seconds.items(), key=lambda kv: -kv[1])))  # fmt: skip
+
+
 @pytest.fixture(scope="module", params=[pytest.param(c, id=c.id) for c in COMBOS])
-def run(request: pytest.FixtureRequest, inputs: MatrixInputs, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One in-process run of the combination (once per combination for the module)."""
+def run(request: pytest.FixtureRequest, runs: dict[str, tuple[Path, Future | None]]) -> dict:
+    """The combination's run (once per combination for the module); a failed run fails every test that needs it,
+    with the cause."""
     combo: Combo = request.param
-    config = inputs.write_config(combo, tmp_path_factory.mktemp(combo.id))
-    summary, published = run_pipeline(config, in_process=True)
-    return {"combo": combo, "cfg": load_config(config), "summary": summary, "published": published}
+    config, future = runs[combo.id]
+    result = future.result() if future is not None else run_config(str(config))
+    if result["error"] is not None:
+        where = "" if result["error"].startswith("PipelineRunError") else f"\n{result['traceback']}"  # else the cause
+        pytest.fail(f"the run of {combo.id} failed after {result['seconds']:.0f} s: {result['error']}{where}",
+                    pytrace=False)
+    return {"combo": combo, "cfg": load_config(config), "checks": result["checks"], "seconds": result["seconds"]}
 
 
 def _catalog_tables(cfg) -> set[str]:
@@ -146,7 +189,7 @@ def _catalog_tables(cfg) -> set[str]:
 
 @pytest.mark.slow
 def test_run_publishes_a_whole_catalog_with_the_planned_analyses(run: dict) -> None:
-    combo, cfg, summary = run["combo"], run["cfg"], run["summary"]
+    combo, cfg = run["combo"], run["cfg"]
     with warehouse_for(cfg).read_catalog() as cat:
         partial, analyses = cat.execute("SELECT partial, analyses FROM catalog_info").fetchone()
         published = cat.execute("SELECT count(*) FROM published_outcomes").fetchone()[0]
@@ -156,15 +199,15 @@ def test_run_publishes_a_whole_catalog_with_the_planned_analyses(run: dict) -> N
     tables = _catalog_tables(cfg)
     assert ("socioeconomic_indices" in tables, "glm_coefficients" in tables, "cxr_region_summary" in tables) == (
         combo.indices_on, combo.count_models_on, combo.imaging)
-    assert summary.failed_checks == []
+    assert [(asset, check) for asset, check, passed in run["checks"] if not passed] == []
 
 
 @pytest.mark.slow
 def test_every_row_read_is_accepted_or_quarantined(run: dict, inputs: MatrixInputs) -> None:
-    combo, cfg, summary = run["combo"], run["cfg"], run["summary"]
+    combo, cfg = run["combo"], run["cfg"]
     files = {name: (src.path, src.layer) for name, src in cfg.sources.configured().items()}
     files |= {covariate_table(name): (table.path, None) for name, table in cfg.covariates.items()}
-    reconciled = {asset for asset, check, passed in summary.checks if check == "rows_reconcile" and passed}
+    reconciled = {asset for asset, check, passed in run["checks"] if check == "rows_reconcile" and passed}
     assert reconciled == set(files), "every ingest asset ran its rows_reconcile check, and it passed"
     with warehouse_for(cfg).connect(["quarantine", *files]) as con:
         rejected = dict(con.execute("SELECT source, count(*) FROM quarantine WHERE action = 'rejected' "

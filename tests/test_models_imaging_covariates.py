@@ -12,6 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from epiatlas.analyses import analysis_plan
 from epiatlas.config import EpiatlasConfig, dump_config, load_config
 from epiatlas.errors import ConfigError, ModelError
 from epiatlas.models.analysis import fit_burden_models
@@ -118,7 +119,7 @@ def test_default_config_fits_the_same_covariates_even_when_the_frame_has_shares(
 
 
 def _count_models_deps(cfg: EpiatlasConfig) -> set[str]:
-    defs = models_defs.build_defs(cfg)
+    defs = models_defs.build_defs(cfg, analysis_plan(cfg))
     (count_models,) = [a for a in defs.assets if dg.AssetKey("glm_fit") in a.keys]
     return {k.to_user_string() for k in count_models.dependency_keys}
 

@@ -332,4 +332,6 @@ _parse_config = cached_parse(_read_config)
 def dump_config(cfg: EpiatlasConfig, path: str | Path) -> None:
     """Write a config as YAML (paths as strings), e.g. for the generated demo."""
     data = cfg.model_dump(mode="json", exclude_none=True)
+    if "indicators" not in cfg.indices.model_fields_set:  # the default follows the source's columns: keep it a default
+        data["indices"].pop("indicators")
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")

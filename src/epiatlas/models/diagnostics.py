@@ -34,6 +34,35 @@ def variance_inflation(X: pd.DataFrame) -> pd.Series:
     return pd.Series(np.diag(np.linalg.inv(corr)), index=X.columns, name="vif")
 
 
+MIN_MORAN_REGIONS = 3
+
+
+def _connected(values: pd.Series, weights: object) -> tuple[sparse.csr_matrix, np.ndarray]:
+    """The weights among the regions of `values` (in their order) and which of them keep a neighbour once the
+    islands (also regions whose neighbours all lack values) are left out, repeatedly."""
+    position = {rid: k for k, rid in enumerate(weights.id_order)}
+    unknown = [rid for rid in values.index if rid not in position]
+    if unknown:
+        raise ModelError(
+            f"{len(unknown)} regions have residuals but no entry in the spatial weights (first: {unknown[:3]}); "
+            "build the weights from the same regions table"
+        )
+    order = [position[r] for r in values.index]
+    matrix = sparse.csr_matrix(weights.sparse)[order][:, order]
+    keep = np.ones(len(values), dtype=bool)
+    while True:
+        connected = np.asarray(matrix[keep][:, keep].sum(axis=1)).ravel() > 0
+        if connected.all():
+            break
+        keep[np.flatnonzero(keep)[~connected]] = False
+    return matrix, keep
+
+
+def connected_regions(values: pd.Series, weights: object) -> int:
+    """How many regions of `values` have a neighbour among them (those Moran's I compares)."""
+    return int(_connected(values, weights)[1].sum())
+
+
 def moran_permutation(values: pd.Series, weights: object, permutations: int, seed: int) -> MoranResult:
     """Moran's I of `values` (indexed by region id) on a libpysal `W`, row-standardised, islands left out.
 
@@ -55,24 +84,10 @@ def moran_permutation(values: pd.Series, weights: object, permutations: int, see
     Moran PAP. Notes on continuous stochastic phenomena. Biometrika 1950;37:17-23.
     Anselin L. Local indicators of spatial association - LISA. Geographical Analysis 1995;27(2):93-115.
     """
-    position = {rid: k for k, rid in enumerate(weights.id_order)}
-    unknown = [rid for rid in values.index if rid not in position]
-    if unknown:
-        raise ModelError(
-            f"{len(unknown)} regions have residuals but no entry in the spatial weights (first: {unknown[:3]}); "
-            "build the weights from the same regions table"
-        )
-    order = [position[r] for r in values.index]
-    matrix = sparse.csr_matrix(weights.sparse)[order][:, order]
+    matrix, keep = _connected(values, weights)
+    if keep.sum() < MIN_MORAN_REGIONS:
+        raise ModelError(f"only {int(keep.sum())} regions with neighbours; Moran's I needs at least {MIN_MORAN_REGIONS}")
     x = values.to_numpy(dtype=float)
-    keep = np.ones(len(x), dtype=bool)
-    while True:
-        connected = np.asarray(matrix[keep][:, keep].sum(axis=1)).ravel() > 0
-        if connected.all():
-            break
-        keep[np.flatnonzero(keep)[~connected]] = False
-    if keep.sum() < 3:
-        raise ModelError(f"only {int(keep.sum())} regions with neighbours; Moran's I needs at least 3")
     sub = matrix[keep][:, keep]
     w = sparse.diags(1.0 / np.asarray(sub.sum(axis=1)).ravel()) @ sub
     z = x[keep] - x[keep].mean()

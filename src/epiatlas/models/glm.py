@@ -15,7 +15,13 @@ import pandas as pd
 from scipy import stats
 
 from epiatlas.models.design import Design, build_design
-from epiatlas.models.diagnostics import MoranResult, moran_permutation, variance_inflation
+from epiatlas.models.diagnostics import (
+    MIN_MORAN_REGIONS,
+    MoranResult,
+    connected_regions,
+    moran_permutation,
+    variance_inflation,
+)
 from epiatlas.models.dispersion import (
     NegativeBinomialDispersion,
     OverdispersionTest,
@@ -318,7 +324,10 @@ def _by_fold(selection: _Selection, counts: bool) -> pd.DataFrame:
     )
 
 
-def _moran(design: Design, pearson: np.ndarray, contiguity: object, settings: ModelSettings) -> MoranResult:
-    """Moran's I of the mean Pearson residual per region over the periods fitted."""
+def _moran(design: Design, pearson: np.ndarray, contiguity: object, settings: ModelSettings) -> MoranResult | None:
+    """Moran's I of the mean Pearson residual per region over the periods fitted; None (NULL in glm_fit) when fewer
+    than 3 regions fitted have a neighbour among them."""
     by_region = pd.Series(pearson).groupby(design.region_id, sort=True).mean()
+    if connected_regions(by_region, contiguity) < MIN_MORAN_REGIONS:
+        return None
     return moran_permutation(by_region, contiguity, settings.moran_permutations, settings.seed)
