@@ -1,4 +1,4 @@
-"""The README's imaging and models examples are valid configuration, like its main example."""
+"""The imaging example of docs/methods.md (linked from the README) is valid configuration, like the README's."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from epiatlas.imaging.config import ImagingConfig
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _section_yaml(heading: str) -> dict:
-    section = (ROOT / "README.md").read_text(encoding="utf-8").split(heading, 1)[1]
+def _section_yaml(heading: str, doc: str = "docs/methods.md") -> dict:
+    section = (ROOT / doc).read_text(encoding="utf-8").split(heading, 1)[1]
     return yaml.safe_load(section.split("```yaml", 1)[1].split("```", 1)[0])
 
 
