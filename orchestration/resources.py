@@ -1,10 +1,16 @@
 """Dagster resources: the epiatlas configuration file and the warehouse it names."""
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import dagster as dg
+import pandas as pd
 from pydantic import Field
 
 from epiatlas.analyses import analysis_plan
 from epiatlas.config import EpiatlasConfig, load_config
+from epiatlas.contracts import load_contract
+from epiatlas.contracts.conform import write_conformed
 from epiatlas.errors import ConfigError
 from epiatlas.publish import warehouse_for
 from epiatlas.warehouse import Warehouse
@@ -51,3 +57,26 @@ class EpiatlasResource(dg.ConfigurableResource):
     def warehouse(self) -> Warehouse:
         """The warehouse the config names."""
         return warehouse_for(self.settings())
+
+    def store(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        metadata: Mapping[str, Any] | None = None,
+        checks: Sequence[dg.AssetCheckResult] = (),
+        multi: bool = False,
+    ) -> dg.MaterializeResult:
+        """The one storage path of the assets: write `frame` as `table` in its contract's column order, then return
+        its materialization with the table's metadata and its contract checks (re-reading what was stored) plus
+        `checks`. `multi`: name the asset key, as a multi-asset's results must."""
+        from orchestration.defs.contract_checks import contract_check_results
+        from orchestration.metadata import table_metadata
+
+        warehouse = self.warehouse()
+        contract = load_contract(table)
+        written = write_conformed(warehouse, contract, frame)
+        return dg.MaterializeResult(
+            asset_key=table if multi else None,
+            metadata={**table_metadata(contract, written), **(metadata or {})},
+            check_results=[*contract_check_results(warehouse, contract), *checks],
+        )

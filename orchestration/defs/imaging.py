@@ -33,8 +33,8 @@ from epiatlas.imaging.pipeline import (
     suppress_small_groups,
 )
 from epiatlas.warehouse import Warehouse
-from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
-from orchestration.metadata import png_preview, table_metadata
+from orchestration.defs.contract_checks import contract_check_specs
+from orchestration.metadata import png_preview
 from orchestration.resources import EpiatlasResource
 
 GROUP = "imaging"
@@ -65,14 +65,9 @@ def cxr_images(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) ->
     with warehouse.connect(["cxr_manifest"]) as con:
         manifest = con.table("cxr_manifest").df()
     prepared = prepare_images(manifest, cfg.imaging, cfg.sources.cxr_manifest.path.name)
-    contract = load_contract("cxr_images")
-    written = write_conformed(warehouse, contract, prepared.images)
     write_conformed(warehouse, load_contract("quarantine"), prepared.quarantine, partition=("source", QUARANTINE_SOURCE))
     context.log.info(f"images: {prepared.counts}")
-    return dg.MaterializeResult(
-        metadata={**table_metadata(contract, written), **prepared.counts},
-        check_results=contract_check_results(warehouse, contract),
-    )
+    return epiatlas.store("cxr_images", prepared.images, prepared.counts)
 
 
 @dg.asset(**_asset("cxr_model", ["cxr_images"], op_tags={"compute": "gpu"}))
@@ -86,13 +81,9 @@ def cxr_model(context: dg.AssetExecutionContext, epiatlas: EpiatlasResource) -> 
     store = ArtifactStore(warehouse.root / "artifacts")
     row, provenance = (_own_checkpoint(context, cfg, frames, store) if cfg.imaging.train.checkpoint is not None
                        else _trained_or_reused(context, cfg, frames, store))  # fmt: skip
-    contract = load_contract("cxr_model")
-    written = write_conformed(warehouse, contract, pd.DataFrame([row]))
-    return dg.MaterializeResult(
-        metadata={**table_metadata(contract, written), "model_version": row["model_version"], "device": row["device"],
-                  "val_macro_auc": row["val_macro_auc"], **provenance},
-        check_results=contract_check_results(warehouse, contract),
-    )  # fmt: skip
+    return epiatlas.store("cxr_model", pd.DataFrame([row]), {
+        "model_version": row["model_version"], "device": row["device"], "val_macro_auc": row["val_macro_auc"],
+        **provenance})  # fmt: skip
 
 
 def _datasets(cfg: EpiatlasConfig, frames: dict[str, pd.DataFrame]) -> dict[str, object]:
@@ -185,13 +176,9 @@ def cxr_predictions(context: dg.AssetExecutionContext, epiatlas: EpiatlasResourc
     frame = images[["image_id", "region_id", "period", "split", "label"]].join(
         explained.set_index("index").sort_index()
     ).assign(model_version=version)
-    contract = load_contract("cxr_predictions")
-    written = write_conformed(warehouse, contract, frame)
-    return dg.MaterializeResult(
-        metadata={**table_metadata(contract, written), "model_version": version,
-                  "lung_mask_source": dg.MetadataValue.json(explained["lung_mask_source"].value_counts().to_dict())},
-        check_results=contract_check_results(warehouse, contract),
-    )  # fmt: skip
+    return epiatlas.store("cxr_predictions", frame, {
+        "model_version": version,
+        "lung_mask_source": dg.MetadataValue.json(explained["lung_mask_source"].value_counts().to_dict())})
 
 
 @dg.asset(**_asset("cxr_evaluation", ["cxr_predictions"]))
@@ -220,19 +207,13 @@ def cxr_evaluation(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
     ])  # fmt: skip
     metrics = suppress_small_groups(pd.concat([result.metrics, attention], ignore_index=True),
                                     cfg.outcomes.suppression_threshold)  # fmt: skip
-    contract = load_contract("cxr_evaluation")
-    written = write_conformed(warehouse, contract, metrics)
     figure = result.figure(synthetic=cfg.synthetic, size="preview")
-    return dg.MaterializeResult(
-        metadata={
-            **table_metadata(contract, written),
-            "macro_auc": result.estimate("macro_auc"),
-            "accuracy": result.estimate("accuracy"),
-            "shortcut": verdict.reason,
-            "roc_and_confusion": png_preview(figure, "roc"),
-        },
-        check_results=contract_check_results(warehouse, contract),
-    )
+    return epiatlas.store("cxr_evaluation", metrics, {
+        "macro_auc": result.estimate("macro_auc"),
+        "accuracy": result.estimate("accuracy"),
+        "shortcut": verdict.reason,
+        "roc_and_confusion": png_preview(figure, "roc"),
+    })
 
 
 @dg.asset(**_asset("cxr_region_summary", ["cxr_predictions", "regions"]))
@@ -243,12 +224,7 @@ def cxr_region_summary(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
     with warehouse.connect(["cxr_predictions"]) as con:
         predictions = con.execute("SELECT * FROM cxr_predictions WHERE region_id IS NOT NULL AND period IS NOT NULL").df()
     summary = region_summary(predictions, cfg.outcomes.suppression_threshold, cfg.imaging.shortcut_border_share)
-    contract = load_contract("cxr_region_summary")
-    written = write_conformed(warehouse, contract, summary)
-    return dg.MaterializeResult(
-        metadata={**table_metadata(contract, written), "suppressed_rows": int(summary["suppressed"].sum())},
-        check_results=contract_check_results(warehouse, contract),
-    )
+    return epiatlas.store("cxr_region_summary", summary, {"suppressed_rows": int(summary["suppressed"].sum())})
 
 
 @dg.asset(**_asset("cxr_figures", ["cxr_predictions", "cxr_evaluation", "cxr_images"]))
@@ -270,13 +246,7 @@ def cxr_figures(epiatlas: EpiatlasResource) -> dg.MaterializeResult:
         figures += overlay_figures(model, arch, layer, test, images, cfg.imaging.image_root,
                                    cfg.imaging.train.image_size, cfg.imaging.overlays_per_class)  # fmt: skip
     frame = figure_table(ArtifactStore(warehouse.root / "artifacts"), figures)
-    contract = load_contract("cxr_figures")
-    written = write_conformed(warehouse, contract, frame)
-    return dg.MaterializeResult(
-        metadata={**table_metadata(contract, written),
-                  **{f"figure_{f.name}": png_preview(f.png, f.name) for f in figures[:4]}},
-        check_results=contract_check_results(warehouse, contract),
-    )  # fmt: skip
+    return epiatlas.store("cxr_figures", frame, {f"figure_{f.name}": png_preview(f.png, f.name) for f in figures[:4]})
 
 
 def build_defs(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.Definitions:

@@ -16,7 +16,6 @@ from epiatlas.analyses import AnalysisPlan
 from epiatlas.artifacts import ArtifactStore, figure_table
 from epiatlas.config import EpiatlasConfig
 from epiatlas.contracts import load_contract
-from epiatlas.contracts.conform import write_conformed
 from epiatlas.covariates.source import covariate_table
 from epiatlas.indices import fit_indices
 from epiatlas.indices.published import index_tables
@@ -27,8 +26,8 @@ from epiatlas.models.contiguity import queen_contiguity
 from epiatlas.models.figures import model_figures
 from epiatlas.models.frame import imaging_columns, imaging_coverage, join_covariates, model_frame
 from epiatlas.warehouse import Warehouse
-from orchestration.defs.contract_checks import contract_check_results, contract_check_specs
-from orchestration.metadata import png_preview, table_metadata
+from orchestration.defs.contract_checks import contract_check_specs
+from orchestration.metadata import png_preview
 from orchestration.resources import EpiatlasResource
 
 GROUP = "models"
@@ -55,25 +54,14 @@ def _artifacts(warehouse: Warehouse) -> ArtifactStore:
 
 
 def _store(
-    warehouse: Warehouse,
+    epiatlas: EpiatlasResource,
     tables: dict[str, pd.DataFrame],
     metadata: dict[str, dict[str, Any]],
     checks: dict[str, list[dg.AssetCheckResult]] | None = None,
 ) -> list[dg.MaterializeResult]:
-    """Write each table in its contract's column order; one MaterializeResult per table with its checks."""
-    results = []
-    for name, frame in tables.items():
-        contract = load_contract(name)
-        written = write_conformed(warehouse, contract, frame)
-        results.append(
-            dg.MaterializeResult(
-                asset_key=name,
-                metadata={**table_metadata(contract, written), **metadata.get(name, {})},
-                check_results=[*contract_check_results(warehouse, contract), *(checks or {}).get(name, [])],
-            )
-        )
-    return results
-
+    """One MaterializeResult per table of a multi-asset, with its metadata and checks."""
+    return [epiatlas.store(name, frame, metadata.get(name), (checks or {}).get(name, []), multi=True)
+            for name, frame in tables.items()]  # fmt: skip
 
 
 def _specs(tables: Sequence[str], deps: Sequence[str], description: str) -> list[dg.AssetSpec]:
@@ -116,7 +104,7 @@ def build_indices_asset(plan: AnalysisPlan) -> dg.AssetsDefinition:
             "factors": ", ".join(diagnostics["factor"]),
             "warnings": "; ".join(result.warnings) or "none",
         }
-        yield from _store(warehouse, tables, {"factor_diagnostics": summary})
+        yield from _store(epiatlas, tables, {"factor_diagnostics": summary})
 
     return _indices
 
@@ -185,7 +173,7 @@ def build_models_asset(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.AssetsDefi
                                 metadata={"failing_rows": c.failing_rows})
             for c in model_checks(models, published)
         ]  # fmt: skip
-        yield from _store(warehouse, models.tables, {"glm_fit": summary}, {"glm_fit": checks})
+        yield from _store(epiatlas, models.tables, {"glm_fit": summary}, {"glm_fit": checks})
 
     return _models
 
@@ -217,14 +205,8 @@ def build_figures_asset(has_indices: bool) -> dg.AssetsDefinition:
         )  # fmt: skip
         figures = model_figures(*args)
         previews = {f.name: f.png for f in model_figures(*args, size="preview")}
-        written = write_conformed(warehouse, contract, figure_table(_artifacts(warehouse), figures))
-        return dg.MaterializeResult(
-            metadata={
-                **table_metadata(contract, written),
-                **{f"preview_{name}": png_preview(png, name) for name, png in previews.items()},
-            },
-            check_results=contract_check_results(warehouse, contract),
-        )
+        return epiatlas.store("model_figures", figure_table(_artifacts(warehouse), figures),
+                              {f"preview_{name}": png_preview(png, name) for name, png in previews.items()})
 
     return _figures
 
