@@ -220,3 +220,21 @@ def test_a_launchpad_config_needing_another_graph_is_refused(tmp_path: Path) -> 
     assert EpiatlasResource(config_path=str(same), graph_config_path=str(graph)).settings().config_path == same
     with pytest.raises(ConfigError, match=r"covariates: \['gdp'\] \(the graph has \[\]\).*count_models on"):
         EpiatlasResource(config_path=str(other), graph_config_path=str(graph)).settings()
+
+
+@pytest.mark.slow
+def test_two_regions_and_one_covariate_run_to_a_published_catalog(tmp_path: Path) -> None:
+    """Data shaped nothing like the demo: 2 regions, 2 periods, no names or parents, one covariate the elastic net
+    drops. CV folds are lowered to 2, Moran's I is left NULL, and the figures skip the empty forest plot."""
+    from epiatlas.publish import warehouse_for
+    from orchestration.runner import run_pipeline
+
+    config = tiny_project(tmp_path, covariates=_covariates(tmp_path), reports={"pdf": False})
+    summary, published = run_pipeline(config, in_process=True)
+    assert summary.failed_checks == []
+    assert {"glm_fit", "model_figures", "region_profile", "reports"} <= set(published.rows) | {"reports"}
+    with warehouse_for(load_config(config)).read_catalog() as con:
+        n, moran = con.execute("SELECT n, moran_i FROM glm_fit WHERE outcome = 'cases'").fetchone()
+        names = {r[0] for r in con.execute("SELECT name FROM model_figures").fetchall()}
+    assert n == 4 and moran is None
+    assert "map_shr" in names

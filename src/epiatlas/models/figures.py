@@ -30,12 +30,14 @@ def model_figures(
         (coefficients["outcome"] == "cases") & coefficients["covariate_sd"].notna() & coefficients["rate_ratio"].notna()
     ]
     period = int(published["period"].max())
-    figures = [
+    figures = [] if cases.empty else [  # the elastic net may select no covariate: then there is nothing to plot
         FigureSpec(
             "glm_forest",
             "Case model: rate ratio per SD of each covariate the elastic net selected, 95% CI (post-selection refit).",
             plots.forest_plot(cases, "Hospitalization rate ratio per SD, selected covariates (95% CI, post-selection)", size),
         ),
+    ]
+    figures += [
         FigureSpec(
             "gbm_pdp_ice",
             "LightGBM partial dependence (rate ratio vs the median), ICE 10-90% band, GLM effect on the same axis.",

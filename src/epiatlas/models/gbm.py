@@ -252,7 +252,10 @@ def _dataset(x: np.ndarray, y: np.ndarray, offset: np.ndarray, names: list[str],
     """A LightGBM Dataset with init_score = log(offset) + intercept."""
     import lightgbm as lgb
 
-    return lgb.Dataset(x, y, init_score=np.log(offset) + intercept, feature_name=names, free_raw_data=False, **kw)
+    # verbosity here too: without it the Dataset prints LightGBM's warnings (e.g. no feature to split on, a tiny
+    # data set) on the console, which the user cannot act on; the model's fit is unchanged.
+    return lgb.Dataset(x, y, init_score=np.log(offset) + intercept, feature_name=names, free_raw_data=False,
+                       params={"verbosity": -1}, **kw)
 
 
 def _cross_validate(
