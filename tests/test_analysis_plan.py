@@ -232,7 +232,7 @@ def test_two_regions_and_one_covariate_run_to_a_published_catalog(tmp_path: Path
     config = tiny_project(tmp_path, covariates=_covariates(tmp_path), reports={"pdf": False})
     summary, published = run_pipeline(config, in_process=True)
     assert summary.failed_checks == []
-    assert {"glm_fit", "model_figures", "region_profile", "reports"} <= set(published.rows) | {"reports"}
+    assert {"glm_fit", "model_figures", "region_profile"} <= set(published.rows)
     with warehouse_for(load_config(config)).read_catalog() as con:
         n, moran = con.execute("SELECT n, moran_i FROM glm_fit WHERE outcome = 'cases'").fetchone()
         names = {r[0] for r in con.execute("SELECT name FROM model_figures").fetchall()}
