@@ -238,3 +238,11 @@ def test_two_regions_and_one_covariate_run_to_a_published_catalog(tmp_path: Path
         names = {r[0] for r in con.execute("SELECT name FROM model_figures").fetchall()}
     assert n == 4 and moran is None
     assert "map_shr" in names
+
+
+def test_an_unidentifiable_cross_validation_fold_is_a_model_error_not_a_solver_crash() -> None:
+    frame = _frame(n_regions=2)
+    config = ModelsConfig.model_validate({"covariates": ["x"], "glm": {"penalty": False, "bootstrap": 0,
+                                          "moran_permutations": 19}, "gbm": {"max_rounds": 10}, "pdp_grid_points": 3})
+    with pytest.raises(ModelError, match=r"cross-validation fold 1 of 2: the 2 training rows \(1 CV groups\)"):
+        fit_burden_models(frame, config)

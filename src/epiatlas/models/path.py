@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from epiatlas.errors import ModelError
 from epiatlas.models.design import Design
 from epiatlas.models.families import Family
 
@@ -134,7 +135,17 @@ def cross_validate(
     poisson = np.zeros((len(alphas), n_folds))
     for k in range(n_folds):
         test = np.flatnonzero(folds == k)
-        path = fit_path(design, family, alphas, l1_ratio, np.flatnonzero(folds != k))
+        train = np.flatnonzero(folds != k)
+        try:
+            path = fit_path(design, family, alphas, l1_ratio, train)
+        except np.linalg.LinAlgError:
+            groups = len(np.unique(design.groups[train]))
+            raise ModelError(
+                f"cross-validation fold {k + 1} of {n_folds}: the {len(train)} training rows ({groups} CV groups) "
+                f"cannot identify the {design.outcome} model (a covariate is constant or collinear there, which "
+                "happens with very few regions); add regions or keep models.glm.penalty "
+                "on (the ridge part keeps the fit defined)"
+            ) from None
         trials = None if design.trials is None else design.trials[test]
         mu = family.mean(path.linear_predictor(X[test], design.offset[test]), trials)
         y = design.y[test][None, :]
