@@ -246,3 +246,13 @@ def test_an_unidentifiable_cross_validation_fold_is_a_model_error_not_a_solver_c
                                           "moran_permutations": 19}, "gbm": {"max_rounds": 10}, "pdp_grid_points": 3})
     with pytest.raises(ModelError, match=r"cross-validation fold 1 of 2: the 2 training rows \(1 CV groups\)"):
         fit_burden_models(frame, config)
+
+
+def test_undated_counts_over_several_periods_are_a_preflight_problem(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "u.csv").write_text("region_id,cases,expected_cases\nR1,3,2.5\nR2,4,4.5\n", encoding="utf-8")
+    config = tiny_project(tmp_path, sources_hospitalization_counts={"path": "data/u.csv"})
+    [problem] = preflight(load_config(config)).problems
+    assert problem.where == "sources.hospitalization_counts" and "periods [2020] would show zero cases" in problem.message
+    one = tiny_project(tmp_path, sources_hospitalization_counts={"path": "data/u.csv"}, periods={"start": 2021, "end": 2021})
+    assert preflight(load_config(one)).problems == ()

@@ -109,6 +109,10 @@ def _period_problems(con: duckdb.DuckDBPyConnection, name: str, cfg: SourceConfi
     if name == "hospitalization_counts" and "period" in present:
         years = _text_values(con, files, cfg, "period", "try_cast(try_cast(v AS DOUBLE) AS INTEGER)")
         return _years_problem(where, "count period", years, periods)
+    if name == "hospitalization_counts" and len(periods) > 1:
+        return [Problem(where, f"the counts have no period column, so they are read as period {periods[-1]} "
+                               f"(periods.end) and periods {periods[:-1]} would show zero cases; set periods.start "
+                               f"to {periods[-1]}, or map a period column (columns: {{period: <your column>}})")]
     if name == "hospitalizations":
         date = "try_cast(v AS DATE)"
         if cfg.date_format:
