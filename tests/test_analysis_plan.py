@@ -97,9 +97,10 @@ def test_every_analysis_can_be_switched_off(tmp_path: Path) -> None:
         ({"models": {"glm": {"severity_outcome": "deaths"}}}, "models.glm.severity_outcome", "does not provide"),
         ({"models": {"glm": {"offset": "population"}}, "sources_hospitalization_counts": {"path": "data/e.csv"}},
          "models.glm.offset", "no population column"),
+        ({"reports": {"level": "parent"}}, "reports.level", "sources.regions maps no parent_id"),
     ],
     ids=["unknown-indicator", "pollutant-without-stations", "index-without-indices", "typo", "no-deaths",
-         "population-offset-without-population"],
+         "population-offset-without-population", "parent-reports-without-parents"],
 )
 def test_explicit_requests_the_inputs_cannot_meet_are_preflight_problems(
     tmp_path: Path, overrides: dict[str, object], where: str, words: str

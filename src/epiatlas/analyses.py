@@ -79,17 +79,19 @@ class AnalysisPlan:
         return config.model_copy(update={"severity": self.severity.on, "glm": glm})
 
 
-def _headers(name: str, cfg: EpiatlasConfig) -> set[str] | None:
-    """Canonical columns that every file of source `name` maps (None when the source cannot be read: preflight
-    reports why)."""
-    from epiatlas.ingest import source_columns
+def mapped_columns(name: str, cfg: EpiatlasConfig) -> set[str] | None:
+    """Canonical columns that every file of source `name` maps, from headers and schemas only (None when the source
+    cannot be read: preflight reports why)."""
     from epiatlas.ingest.files import source_files
+    from epiatlas.ingest.geometry import boundary_fields
+    from epiatlas.ingest.tabular import file_columns
 
     src = getattr(cfg.sources, name)
     wanted = {c.name: src.columns.get(c.name, c.name) for c in load_contract(name).columns if not c.derived}
     con = duckdb.connect()
     try:
-        found = [set(source_columns(con, name, file, src)) for file in source_files(src.path)]
+        read = (lambda f: boundary_fields(f, src)) if name == "regions" else (lambda f: file_columns(con, f, src))
+        found = [set(read(file)) for file in source_files(src.path)]
     except (EpiatlasError, duckdb.Error, OSError):
         return None
     finally:
@@ -111,7 +113,7 @@ def _plan_indices(cfg: EpiatlasConfig) -> tuple[Analysis, tuple[str, ...], tuple
     if not settings.enabled:
         return Analysis(INDICES, False, "switched off: indices.enabled is false"), (), (), []
     source = cfg.sources.socioeconomic_indicators
-    mapped = (_headers(INDICATOR_CONTRACT, cfg) or set()) if source is not None else set()
+    mapped = (mapped_columns(INDICATOR_CONTRACT, cfg) or set()) if source is not None else set()
     builtin = [c for c in builtin_indicators() if c in mapped]
     user = _user_variables(cfg)
     if "indicators" not in settings.model_fields_set:
@@ -187,7 +189,7 @@ def _plan_models(cfg: EpiatlasConfig, indices_on: bool) -> tuple[Analysis, tuple
         problems.append(Problem("models.imaging_covariates", f"{models.imaging_covariates} need the imaging group, "
                                                              f"which is off; enable imaging or set it to []"))
     if models.glm.get("offset") == "population" and cfg.sources.hospitalization_counts is not None:
-        if "population" not in (_headers("hospitalization_counts", cfg) or {"population"}):
+        if "population" not in (mapped_columns("hospitalization_counts", cfg) or {"population"}):
             problems.append(Problem("models.glm.offset", "is 'population', but sources.hospitalization_counts maps "
                                                          "no population column; map it or use offset: expected"))
     sources = _covariate_sources(cfg, indices_on)
@@ -209,7 +211,7 @@ def _plan_severity(cfg: EpiatlasConfig, models_on: bool) -> tuple[Analysis, str 
         has = {"deaths": True, "severe_cases": True}
         origin = "sources.hospitalizations (discharge status, stay length, ICU)"
     else:
-        mapped = _headers("hospitalization_counts", cfg) or set()
+        mapped = mapped_columns("hospitalization_counts", cfg) or set()
         has = {c: c in mapped for c in ("deaths", "severe_cases")}
         origin = "sources.hospitalization_counts"
     asked = cfg.models.glm.get("severity_outcome")
@@ -233,6 +235,15 @@ def _plan_imaging(cfg: EpiatlasConfig) -> Analysis:
     return Analysis(IMAGING, True, f"chest X-rays of {cfg.sources.cxr_manifest.path.name}")
 
 
+def _report_problems(cfg: EpiatlasConfig) -> list[Problem]:
+    """Reports per parent region need the parent_id the regions source maps."""
+    if cfg.reports.level == "parent" and "parent_id" not in (mapped_columns("regions", cfg) or {"parent_id"}):
+        return [Problem("reports.level", "is parent, but sources.regions maps no parent_id, so there would be no "
+                                         "parent region to report on (only the national summary); map parent_id "
+                                         "(columns: {parent_id: <your column>}) or set reports.level: region")]
+    return []
+
+
 def analysis_plan(cfg: EpiatlasConfig) -> AnalysisPlan:
     """Which optional analyses `cfg` runs, what they use, and the problems of what it asks for explicitly."""
     indices, indicators, tables, problems = _plan_indices(cfg)
@@ -241,7 +252,7 @@ def analysis_plan(cfg: EpiatlasConfig) -> AnalysisPlan:
     return AnalysisPlan(
         indices=indices, count_models=models, severity=severity, imaging=_plan_imaging(cfg), indicators=indicators,
         indicator_tables=tables, covariate_sources=sources, severity_outcome=outcome,
-        problems=tuple([*problems, *model_problems, *severity_problems]),
+        problems=tuple([*problems, *model_problems, *severity_problems, *_report_problems(cfg)]),
     )  # fmt: skip
 
 

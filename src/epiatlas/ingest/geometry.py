@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import duckdb
@@ -118,6 +120,22 @@ def read_boundaries(file: Path, cfg: SourceConfig) -> gpd.GeoDataFrame:
     if frame.empty:
         raise EmptySourceError(f"{file}: the boundary file has no features (rule: a source needs at least one row)")
     return _with_crs(frame, file, cfg)
+
+
+def boundary_fields(file: Path, cfg: SourceConfig) -> list[str]:
+    """The attribute column names of a boundary file, read from its schema only (no feature is read)."""
+    try:
+        if cfg.resolved_format == "parquet":
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(file)
+            geometry = json.loads(schema.metadata.get(b"geo", b"{}")).get("primary_column", "geometry")
+            return [n for n in schema.names if n != geometry]
+        import pyogrio
+
+        return list(pyogrio.read_info(file, layer=cfg.layer)["fields"])
+    except Exception as exc:  # GDAL and Arrow raise many unrelated types for an unreadable file
+        raise SourceParseError(f"{file}: not a readable {cfg.resolved_format} boundary file: {exc}") from exc
 
 
 def boundary_columns(frame: gpd.GeoDataFrame) -> list[str]:
