@@ -257,3 +257,28 @@ def test_undated_counts_over_several_periods_are_a_preflight_problem(tmp_path: P
     assert problem.where == "sources.hospitalization_counts" and "periods [2020] would show zero cases" in problem.message
     one = tiny_project(tmp_path, sources_hospitalization_counts={"path": "data/u.csv"}, periods={"start": 2021, "end": 2021})
     assert preflight(load_config(one)).problems == ()
+
+
+@pytest.mark.slow
+def test_deaths_and_expected_counts_with_boundaries_only_publish_with_their_quarantine(tmp_path: Path) -> None:
+    """The issue's second shape: aggregated deaths + expected counts per area, boundaries only. No analysis can
+    run, the outcomes publish, and the bad row is in the quarantine (no run used to finish to show it)."""
+    from epiatlas.publish import warehouse_for
+    from orchestration.runner import run_pipeline
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "d.csv").write_text(
+        "region_id,period,cases,deaths,expected_cases\nR1,2020,10,2,8.5\nR2,2020,20,1,21.0\nR1,2021,12,0,9.0\n"
+        "R2,2021,18,3,19.5\nR9,2021,4,0,3.0\n", encoding="utf-8")  # R9: no such region
+    config = tiny_project(tmp_path, sources_hospitalization_counts={"path": "data/d.csv"}, reports={"pdf": False},
+                          quality={"max_reject_share": 0.25})  # 1 of 5 rows is bad
+    summary, published = run_pipeline(config, in_process=True)
+    assert summary.failed_checks == []
+    assert {"published_outcomes", "region_profile", "quarantine_summary"} <= set(published.rows)
+    assert not set(published.rows) & {"glm_fit", "socioeconomic_indices"}
+    with warehouse_for(load_config(config)).read_catalog() as con:
+        # deaths of 1-4 are blanked, the true zero stays
+        assert con.execute("SELECT count(deaths), max(deaths) FROM published_outcomes").fetchone() == (1, 0)
+        assert con.execute("SELECT sum(rows) FROM quarantine_summary WHERE action = 'rejected'").fetchone()[0] == 1
+        analyses = con.execute("SELECT analyses FROM catalog_info").fetchone()[0]
+    assert "count_models: off (no covariate" in analyses
