@@ -29,3 +29,4 @@ def small_demo_run(small_demo: Path):
 
     summary, published = run_pipeline(small_demo, in_process=True)
     return summary, published
+

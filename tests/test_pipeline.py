@@ -26,6 +26,7 @@ from epiatlas.resources import resource_dir
 from epiatlas.warehouse_lock import WarehouseLock
 from orchestration.definitions import build_definitions
 from orchestration.runner import WAREHOUSE_TAG, PipelineRunError, run_pipeline
+from tests.demo_fixtures import without_imaging_or_pdf
 
 pytestmark = pytest.mark.slow
 
@@ -236,7 +237,9 @@ def _relayout(small_demo: Path, out: Path) -> Path:
             "pollutant_readings": src.pollutant_readings.model_copy(update={"path": out / "readings.csv", "format": None}),
         }
     )
-    relaid = cfg.model_copy(update={"sources": new_sources, "warehouse": cfg.warehouse.model_copy(update={"root": out / "wh"})})
+    relaid = without_imaging_or_pdf(
+        cfg.model_copy(update={"sources": new_sources, "warehouse": cfg.warehouse.model_copy(update={"root": out / "wh"})})
+    )
     path = out / "config.yaml"
     dump_config(relaid, path)
     return path
@@ -312,7 +315,9 @@ def test_aggregated_counts_without_records_run_end_to_end(small_demo: Path, tmp_
             ),
         }
     )
-    moved = cfg.model_copy(update={"sources": sources, "warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})})
+    moved = without_imaging_or_pdf(
+        cfg.model_copy(update={"sources": sources, "warehouse": cfg.warehouse.model_copy(update={"root": tmp_path / "wh"})})
+    )
     config = tmp_path / "counts.yaml"
     dump_config(moved, config)
     summary, published = run_pipeline(config, in_process=True)
