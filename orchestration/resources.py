@@ -42,8 +42,9 @@ class EpiatlasResource(dg.ConfigurableResource):
     def settings(self) -> EpiatlasConfig:
         """The parsed and validated config; ConfigError when it would need another asset graph than this one."""
         cfg = load_config(self.config_path)
-        if self.graph_config_path and load_config(self.graph_config_path).config_path != cfg.config_path:
-            built, given = graph_shape(load_config(self.graph_config_path)), graph_shape(cfg)
+        graph = load_config(self.graph_config_path) if self.graph_config_path else cfg
+        if graph.config_path != cfg.config_path:
+            built, given = graph_shape(graph), graph_shape(cfg)
             differ = [f"{key}: {given[key]} (the graph has {built[key]})" for key in built if built[key] != given[key]]
             if differ:
                 raise ConfigError(

@@ -29,7 +29,7 @@ import dagster as dg
 from epiatlas.config import load_config
 from epiatlas.errors import EpiatlasError, from_os_error, os_error_in
 from epiatlas.preflight import require_preflight
-from epiatlas.analyses import analysis_plan
+from epiatlas.analyses import AnalysisPlan, plan_lines
 from epiatlas.publish import RunRecord, warehouse_for
 from epiatlas.warehouse import PublishedCatalog
 from epiatlas.warehouse_lock import LockHolder, WarehouseLock, pid_alive
@@ -311,7 +311,7 @@ def _run_failure(events: list[dg.DagsterEvent]) -> str:
 
 def _execute(
     config_path: Path, instance: dg.DagsterInstance, in_process: bool, periods: list[str], tags: dict[str, str],
-    report: Report,
+    report: Report, plan: AnalysisPlan,
 ) -> RunSummary:
     """One run of every asset; partitioned assets get every period in that same run (single-run backfill)."""
     job = job_for_config(str(config_path), ALL_ASSETS_JOB)
@@ -326,13 +326,15 @@ def _execute(
             recon = dg.build_reconstructable_job(__name__, job_for_config.__name__, (str(config_path), ALL_ASSETS_JOB))
             result = dg.execute_job(recon, instance=instance, run_config=run_config, tags=tags, raise_on_error=False)
     failures = [_step_failure(event, result.all_events) for event in result.all_events if event.is_step_failure]
-    _record(result, job, failures or ([] if result.success else [_run_failure(result.all_events)]), config_path)
+    if not result.success and not failures:
+        failures = [_run_failure(result.all_events)]
+    _record(result, job, failures, Path(tags[WAREHOUSE_TAG]), plan)
     if not result.success:
         raise PipelineRunError(
             f"run {result.run_id} of {job.name} failed ({len(failures)} step(s)); nothing was published (the previous "
             f"catalog stays as it was). To publish the outcomes and every analysis that succeeded, without the tables "
             f"of what failed or was skipped: `epiatlas publish --config {config_path} --partial`. The cause of each "
-            f"failure, last line last:\n" + "\n".join(failures or [_run_failure(result.all_events)])
+            f"failure, last line last:\n" + "\n".join(failures)
         )
     checks = tuple(
         (ev.asset_key.to_user_string(), ev.check_name, ev.passed)
@@ -342,13 +344,12 @@ def _execute(
 
 
 def _record(result: dg.ExecuteInProcessResult | dg.ExecuteJobResult, job: dg.JobDefinition, failures: list[str],
-            config_path: Path) -> None:
+            root: Path, plan: AnalysisPlan) -> None:
     """Store in the warehouse what this run wrote and what failed (`epiatlas publish --partial` reads it)."""
-    cfg = load_config(config_path)
     written = {e.asset_key.to_user_string() for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"}
     graph = {key.to_user_string() for key in job.asset_layer.asset_graph.get_all_asset_keys()} - {CATALOG_ASSET}
     RunRecord(result.run_id, result.success, tuple(sorted(written - {CATALOG_ASSET})), tuple(failures),
-              tuple(sorted(graph)), analysis_plan(cfg).summary()).write(warehouse_for(cfg).root)
+              tuple(sorted(graph)), plan.summary()).write(root)
 
 
 def _quiet(line: str) -> None:
@@ -359,17 +360,19 @@ def run_pipeline(
     config_path: Path, in_process: bool = False, progress: Report = _quiet
 ) -> tuple[RunSummary, PublishedCatalog]:
     """Materialize every asset for one config (multiprocess by default), the catalog last, under the warehouse lock;
-    `progress` gets one line per finished step."""
+    `progress` gets the analyses planned, then one line per finished step."""
     config_path = Path(config_path).resolve()
     cfg = load_config(config_path)
-    require_preflight(cfg)  # every problem found before the lock is taken and any table is touched
+    plan = require_preflight(cfg)  # every problem found before the lock is taken and any table is touched
+    for line in plan_lines(plan):
+        progress(line)
     warehouse = warehouse_for(cfg)
     with WarehouseLock(warehouse.root) as lock, _instance() as instance:
         warehouse.clean_temporaries()
         fail_abandoned_runs(instance, warehouse.root)
         try:
             tags = run_tags(warehouse.root, lock.holder)
-            summary = _execute(config_path, instance, in_process, cfg.periods.keys, tags, progress)
+            summary = _execute(config_path, instance, in_process, cfg.periods.keys, tags, progress, plan)
         finally:
             warehouse.clean_temporaries()
     return summary, summary.published

@@ -163,7 +163,7 @@ def build_models_asset(cfg: EpiatlasConfig, plan: AnalysisPlan) -> dg.AssetsDefi
             "rows_dropped_by_reason": str(fit.loc["cases", "dropped_reasons"]),
             **(imaging_coverage(frame, summary) if summary is not None else {}),
             "covariates": ", ".join(models.covariates),
-            "covariates_dropped": "; ".join(f"{c}: {why}" for c, why in models.dropped_covariates.items()) or "none",
+            "covariates_dropped": str(fit.loc["cases", "dropped_covariates"]),
             "severity_model": str(plan.severity),
             "top_drivers": ", ".join(models.top_drivers()),
             "seconds_per_step": dg.MetadataValue.json(models.timings),

@@ -232,8 +232,11 @@ def preflight(cfg: EpiatlasConfig) -> PreflightResult:
     return PreflightResult(tuple(problems + list(plan.problems)), tuple(checked), plan)
 
 
-def require_preflight(cfg: EpiatlasConfig) -> None:
-    """Raise PreflightError listing every problem; otherwise mark the warehouse folder as epiatlas's own."""
-    preflight(cfg).raise_if_problems(cfg.config_path)
+def require_preflight(cfg: EpiatlasConfig) -> AnalysisPlan:
+    """Raise PreflightError listing every problem; otherwise mark the warehouse folder as epiatlas's own and return
+    the analysis plan that was checked."""
+    result = preflight(cfg)
+    result.raise_if_problems(cfg.config_path)
     cfg.warehouse.root.mkdir(parents=True, exist_ok=True)
     (cfg.warehouse.root / WAREHOUSE_MARKER).touch()
+    return result.plan

@@ -50,11 +50,6 @@ def run(config: ConfigOption, in_process: bool = typer.Option(False, help="singl
     """Materialize every asset for CONFIG through Dagster and publish the catalog."""
     from orchestration.runner import run_pipeline  # Dagster lives in orchestration/, loaded only here
 
-    from epiatlas.analyses import analysis_plan, plan_lines
-    from epiatlas.config import load_config
-
-    for line in plan_lines(analysis_plan(load_config(config))):
-        typer.echo(line)
     try:
         summary, published = run_pipeline(config, in_process=in_process, progress=typer.echo)
     except EpiatlasError as exc:
